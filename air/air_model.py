@@ -1,0 +1,240 @@
+"""AIRModel: the graph of continuous-relaxation Attend, Infer, Repeat (Eslami et al., 2016).
+
+One inference step, repeated ``max_steps`` times (unrolled: the step count is small and
+static, and an unrolled graph is faster than a while_loop on CPU):
+
+1. The LSTM reads the image (projected once per image) and the previous step's z_where,
+   z_what and z_pres.
+2. Its output gives the z_pres log-odds and the mean and std of z_where = (scale logit,
+   shift x, shift y).
+3. The spatial transformer crops a window at z_where; the VAE encodes it to z_what and
+   decodes z_what back to a window.
+4. The decoded window, multiplied by z_pres, is pasted onto the canvas.
+
+Departures from the paper (the continuous relaxation):
+
+* z_pres is a binary Concrete sample (temperature ``concrete_temperature``) instead of a
+  Bernoulli one, and its KL is the one-sample Monte Carlo estimate of the Concrete KL.
+* Each decoded window is scaled by z_pres before it reaches the canvas, which pushes z_pres
+  towards 1 when the model wants an object and towards 0 when it wants to stop.
+* Stopping follows ACT (Graves, 2016): a running ``stopping_sum`` of (1 - z_pres) grows at
+  every step and a step is *live* (its object exists) only while the sum stays below
+  ``stopping_threshold``. The threshold is below 1 so that an empty image can stop at the
+  very first step. With z_pres exactly 0 or 1 this is the original AIR.
+
+At test time (``training=False``) z_pres is rounded, z_where and z_what are the posterior
+means, no decoder noise is added and the z_pres KL is the exact Bernoulli KL.
+"""
+import collections
+import math
+
+import tensorflow.compat.v1 as tf
+
+from air import distributions as dist
+from air import networks
+from air import transformer
+
+# Recurrent state carried from one step to the next.
+StepState = collections.namedtuple(
+    "StepState", ["lstm", "z_where", "z_what", "z_pres", "stopping_sum", "canvas"])
+
+# Everything one step infers, each [B, ...].
+StepOutput = collections.namedtuple("StepOutput", [
+    "z_pres_log_odds",  # [B] posterior log-odds of an object at this step
+    "z_pres",           # [B] relaxed (training) or rounded (test) presence in [0, 1]
+    "z_where_mean", "z_where_std", "z_where",  # [B, 3] scale logit, shift x, shift y
+    "scale",            # [B] window side / canvas side
+    "shift",            # [B, 2] window centre in canvas coordinates (-1 .. 1)
+    "z_what_mean", "z_what_std", "z_what",     # [B, vae_latent]
+    "window",           # [B, w, w] crop of the input
+    "reconstruction",   # [B, w, w] decoded window (before scaling by z_pres)
+    "attempted",        # [B] 1 where the step ran: stopping sum before it below threshold
+    "live",             # [B] 1 where the object exists: stopping sum after it below threshold
+    "kl_z_pres", "kl_z_where", "kl_z_what",    # [B] masked KL terms of this step
+])
+
+# Tolerance that keeps the Bernoulli likelihood finite where the canvas is exactly 0 or 1.
+CANVAS_EPSILON = 1e-6
+# Smallest window (as a fraction of the canvas): keeps the inverse transform finite.
+MIN_SCALE = 1e-3
+
+
+def z_pres_prior_log_odds(config, step):
+    """Prior log-odds of z_pres at an iteration: smooth exponential decay of the odds, floored."""
+    start, floor = config.z_pres_prior_log_odds_range
+    per_step = math.log(config.z_pres_prior_odds_decay) / config.z_pres_prior_odds_decay_steps
+    return tf.maximum(start + per_step * tf.cast(step, tf.float32), floor)
+
+
+class AIRModel:
+    """Builds the AIR graph for a batch of images.
+
+    Args:
+        images: [B, H, W] float32 canvases in [0, 1] (H, W as in the config).
+        config: an ``AIRConfig``.
+        training: relaxed samples and decoder noise (True), or rounded z_pres and means.
+        true_counts: optional [B] integer digit counts; adds the count accuracy outputs.
+        global_step: optional step tensor for the z_pres prior schedule; without it the
+            prior is at the end of the schedule (its floor).
+        z_pres_override: optional [B, max_steps] z_pres values used instead of the
+            inferred ones (for tests and analysis); the KL still uses the inferred log-odds.
+        seed: optional op-level seed of the samplers.
+        scope: variable scope; build a training and a test model on the same variables by
+            giving both the same scope (the second reuses the variables).
+
+    Outputs (attributes): ``steps`` (a ``StepOutput`` of [B, max_steps, ...] tensors),
+    ``canvas`` [B, H, W], ``digit_count`` [B], ``boxes`` [B, max_steps, 4] (pixels),
+    per-image ``reconstruction_loss`` and ``kl_z_pres``/``kl_z_where``/``kl_z_what`` [B],
+    ``negative_elbo`` [B], the scalar ``loss``, and with ``true_counts`` ``count_correct`` [B]
+    and ``accuracy`` plus ``accuracy_by_count`` {k: scalar}.
+    """
+
+    def __init__(self, images, config, training=True, true_counts=None, global_step=None,
+                 z_pres_override=None, seed=None, scope="air"):
+        self.config = config
+        self.images = images
+        self.training = training
+        self._seed = seed
+        with tf.variable_scope(scope, reuse=tf.AUTO_REUSE):
+            if global_step is None:
+                self.z_pres_prior_log_odds = tf.constant(
+                    config.z_pres_prior_log_odds_range[1], tf.float32)
+            else:
+                self.z_pres_prior_log_odds = z_pres_prior_log_odds(config, global_step)
+            self._build(z_pres_override)
+            if true_counts is not None:
+                self._build_accuracy(true_counts)
+
+    def _seed_for(self, offset):
+        return None if self._seed is None else self._seed + offset
+
+    def _build(self, z_pres_override):
+        config = self.config
+        batch = tf.shape(self.images)[0]
+        flat_images = tf.reshape(self.images, [-1, config.canvas_height * config.canvas_width])
+        self.lstm = networks.LSTMCell(config.rnn_units)
+        image_features = (networks.cnn_encoder(self.images, config.cnn_filters)
+                          if config.cnn_encoder else flat_images)
+        static_projection = self.lstm.project_static(image_features)
+
+        state = StepState(
+            lstm=self.lstm.zero_state(batch),
+            z_where=tf.zeros([batch, 3]),
+            z_what=tf.zeros([batch, config.vae_latent]),
+            z_pres=tf.ones([batch]),
+            stopping_sum=tf.zeros([batch]),
+            canvas=tf.zeros_like(self.images))
+        outputs = []
+        for t in range(config.max_steps):
+            forced = None if z_pres_override is None else z_pres_override[:, t]
+            state, output = self._step(t, static_projection, state, forced)
+            outputs.append(output)
+        self.steps = StepOutput(*[tf.stack(values, axis=1) for values in zip(*outputs)])
+        self.canvas = state.canvas
+        self.digit_count = tf.cast(tf.reduce_sum(self.steps.live, axis=1), tf.int32)
+        self.boxes = transformer.window_boxes(
+            self.steps.scale, self.steps.shift, config.canvas_height, config.canvas_width)
+
+        # Bernoulli likelihood of the image under the clipped canvas. log1p(-p) keeps the
+        # constant out of the log, so no graph rewrite can cancel the clipping tolerance.
+        probabilities = tf.clip_by_value(self.canvas, CANVAS_EPSILON, 1.0 - CANVAS_EPSILON)
+        log_likelihood = (self.images * tf.log(probabilities)
+                          + (1.0 - self.images) * tf.log1p(-probabilities))
+        self.reconstruction_loss = -tf.reduce_sum(log_likelihood, axis=[1, 2])
+        self.kl_z_pres = tf.reduce_sum(self.steps.kl_z_pres, axis=1)
+        self.kl_z_where = tf.reduce_sum(self.steps.kl_z_where, axis=1)
+        self.kl_z_what = tf.reduce_sum(self.steps.kl_z_what, axis=1)
+        self.negative_elbo = (self.reconstruction_loss + self.kl_z_pres + self.kl_z_where
+                              + self.kl_z_what)
+        self.loss = tf.reduce_mean(self.negative_elbo)
+
+    def _step(self, t, static_projection, prev, forced_z_pres):
+        """One inference step: (previous state) -> (new state, StepOutput)."""
+        config = self.config
+        step_inputs = tf.concat([prev.z_where, prev.z_what, prev.z_pres[:, None]], axis=1)
+        hidden, lstm_state = self.lstm(static_projection, step_inputs, prev.lstm)
+
+        # Presence.
+        z_pres_log_odds = networks.mlp(
+            hidden, [config.z_pres_hidden_units], 1, "z_pres", tf.nn.relu)[:, 0]
+        if self.training:
+            z_pres_logit = dist.binary_concrete_sample_logit(
+                z_pres_log_odds, config.concrete_temperature, self._seed_for(3 * t))
+            z_pres = tf.sigmoid(z_pres_logit)
+            kl_z_pres = dist.binary_concrete_kl_sample(
+                z_pres_logit, z_pres_log_odds, self.z_pres_prior_log_odds,
+                config.concrete_temperature)
+        else:
+            z_pres = tf.cast(z_pres_log_odds > 0.0, tf.float32)
+            kl_z_pres = dist.bernoulli_kl(z_pres_log_odds, self.z_pres_prior_log_odds)
+        if forced_z_pres is not None:
+            z_pres = forced_z_pres
+
+        # Position.
+        z_where_params = networks.mlp(hidden, [config.z_where_hidden_units], 6, "z_where")
+        z_where_mean = z_where_params[:, :3]
+        z_where_std = dist.positive_std(z_where_params[:, 3:])
+        z_where = (dist.gaussian_sample(z_where_mean, z_where_std, self._seed_for(3 * t + 1))
+                   if self.training else z_where_mean)
+        scale = tf.maximum(tf.sigmoid(z_where[:, 0]), MIN_SCALE)
+        shift = z_where[:, 1:]
+        prior_mean = [config.scale_prior_mean, config.shift_prior_mean, config.shift_prior_mean]
+        prior_variance = [config.scale_prior_variance, config.shift_prior_variance,
+                          config.shift_prior_variance]
+        kl_z_where = tf.reduce_sum(
+            dist.gaussian_kl(z_where_mean, z_where_std, prior_mean, prior_variance), axis=1)
+
+        # Appearance: a VAE on the window.
+        size = config.window_size
+        window = transformer.crop(self.images, scale, shift, size)
+        z_what_params = networks.mlp(tf.reshape(window, [-1, size * size]),
+                                     config.vae_recognition_units, 2 * config.vae_latent,
+                                     "vae_encoder")
+        z_what_mean = z_what_params[:, :config.vae_latent]
+        z_what_std = dist.positive_std(z_what_params[:, config.vae_latent:])
+        z_what = (dist.gaussian_sample(z_what_mean, z_what_std, self._seed_for(3 * t + 2))
+                  if self.training else z_what_mean)
+        kl_z_what = tf.reduce_sum(dist.gaussian_kl(
+            z_what_mean, z_what_std, config.z_what_prior_mean, config.z_what_prior_variance),
+            axis=1)
+        decoder_logits = networks.mlp(z_what, config.vae_generative_units, size * size,
+                                      "vae_decoder")
+        if self.training:
+            # Noise on the logits keeps the decoder from relying on exact intensities.
+            decoder_logits += config.vae_likelihood_std * tf.random_normal(
+                tf.shape(decoder_logits), seed=self._seed_for(1000 + t))
+        reconstruction = tf.reshape(tf.sigmoid(decoder_logits), [-1, size, size])
+
+        # Stopping: the z_pres KL is charged whenever the step ran (the sum before this
+        # step was below the threshold); the object, its canvas contribution and its other
+        # KLs only while the sum including this step stays below it.
+        attempted = tf.cast(prev.stopping_sum < config.stopping_threshold, tf.float32)
+        stopping_sum = prev.stopping_sum + (1.0 - z_pres)
+        live = tf.cast(stopping_sum < config.stopping_threshold, tf.float32)
+        pasted = transformer.paste(reconstruction, scale, shift,
+                                   config.canvas_height, config.canvas_width)
+        canvas = prev.canvas + (live * z_pres)[:, None, None] * pasted
+
+        state = StepState(lstm=lstm_state, z_where=z_where, z_what=z_what, z_pres=z_pres,
+                          stopping_sum=stopping_sum, canvas=canvas)
+        output = StepOutput(
+            z_pres_log_odds=z_pres_log_odds, z_pres=z_pres,
+            z_where_mean=z_where_mean, z_where_std=z_where_std, z_where=z_where,
+            scale=scale, shift=shift,
+            z_what_mean=z_what_mean, z_what_std=z_what_std, z_what=z_what,
+            window=window, reconstruction=reconstruction,
+            attempted=attempted, live=live,
+            kl_z_pres=attempted * kl_z_pres, kl_z_where=live * kl_z_where,
+            kl_z_what=live * kl_z_what)
+        return state, output
+
+    def _build_accuracy(self, true_counts):
+        true_counts = tf.cast(true_counts, tf.int32)
+        self.count_correct = tf.cast(tf.equal(self.digit_count, true_counts), tf.float32)
+        self.accuracy = tf.reduce_mean(self.count_correct)
+        self.accuracy_by_count = {}
+        for k in range(self.config.max_steps + 1):
+            mask = tf.cast(tf.equal(true_counts, k), tf.float32)
+            # No image with k digits in the batch gives NaN rather than a misleading 0.
+            self.accuracy_by_count[k] = (tf.reduce_sum(mask * self.count_correct)
+                                         / tf.reduce_sum(mask))

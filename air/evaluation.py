@@ -1,0 +1,289 @@
+"""Held-out evaluation: runs the test-mode model over a whole record file and scores it.
+
+Used by training.py (periodic held-out accuracy), evaluate.py (the full report: counts, boxes
+matched to the true digits, ELBO) and charts.py (samples from a checkpoint). Also finds and
+restores checkpoints with one-line errors for the scripts.
+"""
+import os
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+from air import records
+from air.air_model import AIRModel
+from air.config import AIRConfig, CONFIG_FILENAME
+
+
+class HeldOutEvaluator:
+    """Builds a test-mode AIRModel (z_pres rounded, posterior means) over one record file.
+
+    Args:
+        config: the model's ``AIRConfig``.
+        path: the ``.tfrecords`` file to evaluate on (every record, once per run).
+        batch_size: images per forward pass.
+        global_step: optional step tensor, so the ELBO uses the z_pres prior of that iteration.
+        scope: variable scope of the model to evaluate (its variables are reused).
+    """
+
+    def __init__(self, config, path, batch_size=500, global_step=None, scope="air"):
+        self.config = config
+        self.path = path
+        dataset = records.batched_dataset(
+            path, batch_size, shuffle=False, repeat=False, with_metadata=True,
+            height=config.canvas_height, width=config.canvas_width)
+        self._iterator = tf.data.make_initializable_iterator(dataset)
+        batch = self._iterator.get_next()
+        self.model = AIRModel(batch["image"], config, training=False, true_counts=batch["digits"],
+                              global_step=global_step, scope=scope)
+        self._fetches = {
+            "true_counts": batch["digits"],
+            "digit_count": self.model.digit_count,
+            "negative_elbo": self.model.negative_elbo,
+            "boxes": self.model.boxes,
+            "live": self.model.steps.live,
+            "true_positions": batch["positions"],
+            "true_boxes": batch["boxes"],
+        }
+
+    def predict(self, session):
+        """Runs over the whole file; returns per-image numpy arrays (see ``_fetches``).
+
+        True positions and boxes are padded with -1 to the largest count in the file.
+        """
+        session.run(self._iterator.initializer)
+        parts = []
+        while True:
+            try:
+                parts.append(session.run(self._fetches))
+            except tf.errors.OutOfRangeError:
+                break
+        if not parts:
+            raise ValueError("no records in %s" % self.path)
+        result = {}
+        for name in self._fetches:
+            arrays = [p[name] for p in parts]
+            if name.startswith("true_") and arrays[0].ndim > 1:
+                width = max(a.shape[1] for a in arrays)
+                arrays = [np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2),
+                                 constant_values=records.PAD) for a in arrays]
+            result[name] = np.concatenate(arrays)
+        return result
+
+    def count_metrics(self, session):
+        """Count accuracy overall and per true count, confusion matrix and mean ELBO."""
+        return count_metrics(self.predict(session), self.config.max_steps)
+
+
+def count_metrics(predictions, max_steps):
+    """Takes ``HeldOutEvaluator.predict`` output to a dict of count-accuracy metrics."""
+    true_counts = predictions["true_counts"].astype(np.int64)
+    found = predictions["digit_count"].astype(np.int64)
+    correct = true_counts == found
+    by_digits = {}
+    for k in np.unique(true_counts):
+        by_digits[str(int(k))] = float(np.mean(correct[true_counts == k]))
+    size = max(max_steps, int(true_counts.max())) + 1
+    confusion = np.zeros([size, max_steps + 1], np.int64)
+    np.add.at(confusion, (true_counts, found), 1)
+    return {
+        "images": int(len(true_counts)),
+        "count_accuracy": float(np.mean(correct)),
+        "count_accuracy_by_digits": by_digits,
+        "confusion": confusion.tolist(),
+        "elbo": float(-np.mean(predictions["negative_elbo"])),
+    }
+
+
+class CheckpointError(ValueError):
+    """A model folder, checkpoint or config.json that cannot be used; the message is one line."""
+
+
+def find_checkpoint(path):
+    """Takes a model folder, a results folder or a checkpoint prefix to (prefix, config.json path).
+
+    A folder is searched for a ``checkpoint`` index file (training.py's ``model/``), first in
+    itself and then in its ``model/`` subfolder, so a training results folder works too.
+    """
+    if os.path.isdir(path):
+        for folder in (path, os.path.join(path, "model")):
+            prefix = latest_checkpoint(folder)
+            if prefix is not None:
+                return prefix, os.path.join(folder, CONFIG_FILENAME)
+        raise CheckpointError("no checkpoint in %s (expected the `checkpoint` file and "
+                              "model.ckpt-* files that training.py writes)" % path)
+    if os.path.isfile(path + ".index"):
+        return path, os.path.join(os.path.dirname(path), CONFIG_FILENAME)
+    raise CheckpointError("model folder or checkpoint %s does not exist" % path)
+
+
+def latest_checkpoint(folder):
+    """The newest checkpoint prefix in ``folder``, or None.
+
+    Also finds checkpoints of a folder that was moved: the ``checkpoint`` index of older runs
+    holds absolute paths, so a stale path is looked up by its file name in ``folder``.
+    """
+    if not os.path.isfile(os.path.join(folder, "checkpoint")):
+        return None
+    prefix = tf.train.latest_checkpoint(folder)
+    if prefix is not None:
+        return prefix
+    state = tf.train.get_checkpoint_state(folder)
+    if state is not None and state.model_checkpoint_path:
+        moved = os.path.join(folder, os.path.basename(state.model_checkpoint_path))
+        if os.path.isfile(moved + ".index"):
+            return moved
+    return None
+
+
+def load_config(config_path):
+    """Reads config.json, raising CheckpointError with a one-line reason."""
+    if not os.path.isfile(config_path):
+        raise CheckpointError("no %s beside the checkpoint in %s" % (
+            CONFIG_FILENAME, os.path.dirname(config_path) or "."))
+    try:
+        return AIRConfig.load(config_path)
+    except (ValueError, TypeError) as error:
+        raise CheckpointError("%s: %s" % (config_path, error))
+
+
+def checkpoint_step(checkpoint):
+    """The global step saved in a checkpoint, or None if it holds none."""
+    try:
+        names = dict(tf.train.list_variables(checkpoint))
+    except (tf.errors.OpError, ValueError) as error:
+        raise CheckpointError("cannot read checkpoint %s: %s" % (checkpoint, _first_line(error)))
+    if "global_step" not in names:
+        return None
+    return int(tf.train.load_variable(checkpoint, "global_step"))
+
+
+def restore_variables(session, checkpoint, variables=None):
+    """Restores ``variables`` (default: all global ones) from ``checkpoint``.
+
+    Shapes and names are compared first so that a config.json that does not describe the
+    checkpoint (say a different ``rnn_units``) is reported as one line naming the variable,
+    not as TensorFlow's restore traceback.
+    """
+    variables = tf.global_variables() if variables is None else list(variables)
+    try:
+        saved = dict(tf.train.list_variables(checkpoint))
+    except (tf.errors.OpError, ValueError) as error:
+        raise CheckpointError("cannot read checkpoint %s: %s" % (checkpoint, _first_line(error)))
+    for variable in variables:
+        name = variable.op.name
+        shape = variable.shape.as_list()
+        if name not in saved:
+            raise CheckpointError("checkpoint %s does not match its config.json: it has no "
+                                  "variable %s" % (checkpoint, name))
+        if list(saved[name]) != shape:
+            raise CheckpointError(
+                "checkpoint %s does not match its config.json: %s is %s in the checkpoint but "
+                "%s in the model the config describes" % (checkpoint, name, list(saved[name]), shape))
+    try:
+        tf.train.Saver(var_list=variables).restore(session, checkpoint)
+    except (tf.errors.OpError, ValueError) as error:
+        raise CheckpointError("cannot restore %s: %s" % (checkpoint, _first_line(error)))
+
+
+def _first_line(error):
+    text = getattr(error, "message", None) or str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def infer(config, checkpoint, images, batch_size=100):
+    """Runs the test-mode model of a checkpoint on numpy images [N, H, W].
+
+    Builds its own graph, so it can be called from anywhere (charts, demos, notebooks).
+    Returns numpy arrays: canvas [N, H, W], boxes [N, T, 4], live [N, T], digit_count [N],
+    z_where [N, T, 3], z_what [N, T, vae_latent].
+    """
+    images = np.asarray(images, np.float32)
+    with tf.Graph().as_default():
+        placeholder = tf.placeholder(tf.float32, [None, config.canvas_height, config.canvas_width])
+        model = AIRModel(placeholder, config, training=False)
+        fetches = {"canvas": model.canvas, "boxes": model.boxes, "live": model.steps.live,
+                   "digit_count": model.digit_count, "z_where": model.steps.z_where,
+                   "z_what": model.steps.z_what}
+        with tf.Session() as session:
+            restore_variables(session, checkpoint)
+            parts = [session.run(fetches, {placeholder: images[i:i + batch_size]})
+                     for i in range(0, len(images), batch_size)]
+    if not parts:
+        raise ValueError("no images to infer")
+    return {name: np.concatenate([p[name] for p in parts]) for name in fetches}
+
+
+def box_iou(boxes_a, boxes_b):
+    """Takes boxes [N, 4] and [M, 4] (x_min, y_min, width, height) to their IoU matrix [N, M].
+
+    Boxes without area have IoU 0 with everything (also with themselves).
+    """
+    a = np.asarray(boxes_a, np.float64).reshape(-1, 4)
+    b = np.asarray(boxes_b, np.float64).reshape(-1, 4)
+    ax0, ay0 = a[:, None, 0], a[:, None, 1]
+    ax1, ay1 = ax0 + a[:, None, 2], ay0 + a[:, None, 3]
+    bx0, by0 = b[None, :, 0], b[None, :, 1]
+    bx1, by1 = bx0 + b[None, :, 2], by0 + b[None, :, 3]
+    overlap_x = np.clip(np.minimum(ax1, bx1) - np.maximum(ax0, bx0), 0.0, None)
+    overlap_y = np.clip(np.minimum(ay1, by1) - np.maximum(ay0, by0), 0.0, None)
+    intersection = overlap_x * overlap_y
+    area_a = np.clip(a[:, None, 2], 0.0, None) * np.clip(a[:, None, 3], 0.0, None)
+    area_b = np.clip(b[None, :, 2], 0.0, None) * np.clip(b[None, :, 3], 0.0, None)
+    union = area_a + area_b - intersection
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0.0, intersection / np.where(union > 0.0, union, 1.0), 0.0)
+
+
+def match_boxes(predicted, true):
+    """Optimal one-to-one matching of predicted to true boxes (largest total IoU).
+
+    Takes boxes [P, 4] and [M, 4] to (predicted index [K], true index [K], IoU [K]) with
+    K = min(P, M), found by the Hungarian algorithm (scipy's linear_sum_assignment).
+    """
+    from scipy.optimize import linear_sum_assignment
+    iou = box_iou(predicted, true)
+    if iou.size == 0:
+        empty = np.zeros([0], np.int64)
+        return empty, empty, np.zeros([0])
+    rows, columns = linear_sum_assignment(-iou)
+    return rows, columns, iou[rows, columns]
+
+
+def box_metrics(predictions, iou_threshold=0.5):
+    """Takes ``HeldOutEvaluator.predict`` output to the localisation metrics.
+
+    In each image the live predicted boxes are matched to the true digit boxes (the crop
+    rectangles of the records: positions x, y and boxes width, height) by ``match_boxes``.
+
+    Returns:
+        ``mean_iou``: mean IoU over all matched pairs (None when no image has both a
+        predicted and a true box); ``box_recall_iou50``: the fraction of all true digits
+        matched with IoU >= ``iou_threshold`` (None when there are no digits).
+    """
+    matched_ious = []
+    true_total = 0
+    for i in range(len(predictions["true_counts"])):
+        count = int(predictions["true_counts"][i])
+        true = np.concatenate([predictions["true_positions"][i, :count],
+                               predictions["true_boxes"][i, :count]], axis=1)
+        predicted = predictions["boxes"][i][predictions["live"][i] > 0.5]
+        matched_ious.append(match_boxes(predicted, true)[2])
+        true_total += count
+    ious = np.concatenate(matched_ious) if matched_ious else np.zeros([0])
+    return {
+        "mean_iou": float(np.mean(ious)) if ious.size else None,
+        "box_recall_iou50": (float(np.sum(ious >= iou_threshold)) / true_total
+                             if true_total else None),
+    }
+
+
+# Keys of evaluate.py's JSON report, in order.
+REPORT_KEYS = ("images", "count_accuracy", "count_accuracy_by_digits", "confusion", "mean_iou",
+               "box_recall_iou50", "elbo")
+
+
+def evaluation_report(predictions, max_steps):
+    """Count and box metrics of ``HeldOutEvaluator.predict`` output, keyed by ``REPORT_KEYS``."""
+    metrics = count_metrics(predictions, max_steps)
+    metrics.update(box_metrics(predictions))
+    return {key: metrics[key] for key in REPORT_KEYS}

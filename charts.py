@@ -1,0 +1,201 @@
+"""Draws the charts of training runs as PNGs: held-out accuracy, loss terms, attention samples.
+
+    python charts.py --results-dir air_results/ [--output-dir air_results/charts]
+                     [--compare other_run/ ...] [--data multi_mnist_data/test.tfrecords]
+
+Writes to the output folder:
+  accuracy.png  held-out count accuracy over iterations: all images (large panel) and the
+                0-, 1- and 2-digit subsets (small panels); one line per run.
+  losses.png    the loss terms of metrics.csv over iterations, one line per run.
+  samples.png   held-out images from the first run's newest checkpoint: each original with
+                the step windows (red, green, blue) beside its reconstruction. Skipped, with
+                a message, when the run has no checkpoint or no record file is found.
+Several runs: give several --results-dir folders, or --compare ones.
+"""
+import argparse
+import csv
+import os
+import sys
+
+import numpy as np
+
+SAMPLES_DATA = os.path.join("multi_mnist_data", "test.tfrecords")
+
+
+class ChartError(Exception):
+    """A problem with the inputs; printed as one line."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description="Draw accuracy, loss and attention-sample charts (PNG) of training runs.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--results-dir", nargs="+", required=True, metavar="DIR",
+                        help="training results folder(s) (with metrics.csv); the first one is "
+                             "the run whose samples are drawn")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="DIR",
+                        help="more results folders drawn as extra lines")
+    parser.add_argument("--output-dir", default=None,
+                        help="where the PNGs go (default: FIRST_RESULTS_DIR/charts)")
+    parser.add_argument("--data", default=None,
+                        help="record file of the samples (default: multi_mnist_data/test.tfrecords "
+                             "beside the results folder, else in the current folder)")
+    parser.add_argument("--samples", type=int, default=8,
+                        help="attention samples to draw (0: no samples.png)")
+    parser.add_argument("--dpi", type=int, default=100)
+    return parser
+
+
+def read_metrics(path):
+    """Takes a metrics.csv to {column: float array}, rows sorted by iteration.
+
+    A resumed run after a crash can repeat iterations that were logged but not
+    checkpointed; the later row (the one the resumed run wrote) supersedes the earlier.
+    """
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "iteration" not in reader.fieldnames:
+            raise ChartError("%s has no `iteration` column: not a training metrics file" % path)
+        by_iteration = {}
+        for row in reader:
+            try:
+                values = {k: float(v) if v not in ("", None) else np.nan for k, v in row.items()
+                          if k is not None}
+            except ValueError as error:
+                raise ChartError("%s line %d: %s" % (path, reader.line_num, error))
+            by_iteration[values["iteration"]] = values
+        columns = reader.fieldnames
+    rows = [by_iteration[k] for k in sorted(by_iteration)]
+    return {name: np.array([row.get(name, np.nan) for row in rows], np.float64)
+            for name in columns}
+
+
+def run_labels(folders):
+    """Short names of the runs: folder names, or whole paths where the names collide."""
+    names = [os.path.basename(os.path.normpath(os.path.abspath(f))) for f in folders]
+    return [name if names.count(name) == 1 else os.path.normpath(folder)
+            for name, folder in zip(names, folders)]
+
+
+def load_runs(folders):
+    """Takes results folders to [(label, metrics)]; ChartError for a folder without metrics."""
+    runs = []
+    for folder, label in zip(folders, run_labels(folders)):
+        if not os.path.isdir(folder):
+            raise ChartError("results folder %s does not exist" % folder)
+        path = os.path.join(folder, "metrics.csv")
+        if not os.path.isfile(path):
+            raise ChartError("%s has no metrics.csv (written by training.py at the first "
+                             "held-out evaluation)" % folder)
+        runs.append((label, read_metrics(path)))
+    return runs
+
+
+def pick_samples(digit_counts, count):
+    """Indices of ``count`` images taking turns over the digit counts (0, 1, 2, 0, ...)."""
+    by_count = [list(np.flatnonzero(digit_counts == k)) for k in np.unique(digit_counts)]
+    chosen = []
+    while len(chosen) < count and any(by_count):
+        for indices in by_count:
+            if indices and len(chosen) < count:
+                chosen.append(indices.pop(0))
+    return np.array(chosen, np.int64)
+
+
+def samples_data_path(results_dir, explicit):
+    """The record file for the samples: --data, or the usual places; None if none exists."""
+    if explicit is not None:
+        if not os.path.isfile(explicit):
+            raise ChartError("data file %s not found" % explicit)
+        return explicit
+    parent = os.path.dirname(os.path.normpath(os.path.abspath(results_dir)))
+    for candidate in (os.path.join(parent, SAMPLES_DATA), SAMPLES_DATA):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def draw_samples(results_dir, data_arg, count, path, dpi):
+    """Writes samples.png from the run's newest checkpoint; returns a message if skipped."""
+    import tensorflow.compat.v1 as tf
+    tf.logging.set_verbosity(tf.logging.ERROR)
+    tf.disable_v2_behavior()
+    from air import evaluation, plots, records
+
+    try:
+        checkpoint, config_path = evaluation.find_checkpoint(os.path.join(results_dir, "model"))
+        config = evaluation.load_config(config_path)
+    except evaluation.CheckpointError as error:
+        return "samples skipped: %s" % error
+    data_path = samples_data_path(results_dir, data_arg)
+    if data_path is None:
+        return ("samples skipped: no %s beside %s or here; pass --data" % (SAMPLES_DATA,
+                                                                         results_dir))
+    try:
+        data = records.read_records(data_path)
+    except (tf.errors.OpError, ValueError, IOError) as error:
+        raise ChartError("cannot read %s: %s" % (data_path, str(error).strip().splitlines()[0]))
+    if len(data.images) == 0:
+        return "samples skipped: %s holds no images" % data_path
+    if data.images.shape[1:] != (config.canvas_height, config.canvas_width):
+        message = "%s holds %dx%d images but the model expects %dx%d" % (
+            data_path, data.images.shape[1], data.images.shape[2], config.canvas_height,
+            config.canvas_width)
+        if data_arg is not None:
+            raise ChartError(message)
+        return "samples skipped: " + message
+    chosen = pick_samples(data.digits, count)
+    images = data.images[chosen]
+    try:
+        inferred = evaluation.infer(config, checkpoint, images)
+    except evaluation.CheckpointError as error:
+        raise ChartError(error)
+    step = evaluation.checkpoint_step(checkpoint)
+    title = "%s, %s" % (os.path.basename(os.path.normpath(os.path.abspath(results_dir))),
+                        "iteration %d" % step if step is not None else checkpoint)
+    figure = plots.samples_figure(images, inferred["canvas"], inferred["boxes"],
+                                  inferred["live"], data.digits[chosen], title=title)
+    plots.save(figure, path, dpi)
+    return None
+
+
+def charts(results_dirs, output_dir=None, data=None, samples=8, dpi=100):
+    """Draws the charts of the runs into output_dir; returns the paths written."""
+    from air import plots
+    runs = load_runs(results_dirs)
+    if not any(len(metrics["iteration"]) for _, metrics in runs):
+        raise ChartError("no metrics rows yet in %s: wait for the first held-out evaluation "
+                         "(--eval-every)" % ", ".join(results_dirs))
+    output_dir = output_dir or os.path.join(results_dirs[0], "charts")
+    os.makedirs(output_dir, exist_ok=True)
+    written = []
+    for name, draw in (("accuracy.png", plots.accuracy_figure), ("losses.png", plots.loss_figure)):
+        path = os.path.join(output_dir, name)
+        plots.save(draw(runs), path, dpi)
+        written.append(path)
+    if samples > 0:
+        path = os.path.join(output_dir, "samples.png")
+        skipped = draw_samples(results_dirs[0], data, samples, path, dpi)
+        if skipped:
+            print(skipped, flush=True)
+        else:
+            written.append(path)
+    return written
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        written = charts(args.results_dir + args.compare, args.output_dir, args.data,
+                         args.samples, args.dpi)
+    except ChartError as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 2
+    for path in written:
+        print("wrote %s" % path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Shared pytest fixtures.
+
+MNIST comes from ``../shared/mnist`` next to the repository (the CI layout), or from the folder named
+by the ``MNIST_DIR`` environment variable.
+"""
+
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:  # Make `import air` and the top-level scripts work under plain `pytest`.
+    sys.path.insert(0, REPO)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    """Folder holding the four MNIST .gz files (read-only: tests copy what they alter)."""
+    path = os.environ.get("MNIST_DIR") or os.path.join(REPO, "..", "shared", "mnist")
+    path = os.path.abspath(path)
+    missing = [name for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+               if not any(os.path.isfile(os.path.join(path, name + ext)) for ext in (".gz", ""))]
+    if missing:
+        pytest.fail("MNIST files %s not found in %s (set MNIST_DIR)" % (", ".join(missing), path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist_data(mnist_dir):
+    """The verified MNIST arrays (air.mnist.Mnist), loaded once per test session."""
+    from air import mnist
+    return mnist.load(mnist_dir, mirrors=())
+
+
+@pytest.fixture(scope="session")
+def small_data_dir(mnist_dir, tmp_path_factory):
+    """A small multi-MNIST set (300 training, 90 held-out images), generated once per session."""
+    import multi_mnist
+    out = str(tmp_path_factory.mktemp("small_multi_mnist"))
+    code = multi_mnist.main(["--mnist-dir", mnist_dir, "--output-dir", out,
+                             "--images-per-digit", "100", "--test-set-size", "90",
+                             "--seed", "123", "--workers", "1", "--quiet"])
+    assert code in (0, None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_results_dir(small_data_dir, tmp_path_factory):
+    """A results folder of a 30-iteration training run of the default configuration.
+
+    Its ``model/`` (checkpoint + config.json) is what the demo, embeddings and evaluation
+    tests load; the weights are barely trained, so tests check behaviour, not accuracy.
+    """
+    import training
+    out = str(tmp_path_factory.mktemp("small_results"))
+    code = training.main(["--data-dir", small_data_dir, "--results-dir", out,
+                          "--max-iterations", "30", "--eval-every", "15", "--save-every", "15",
+                          "--seed", "7", "--progress-seconds", "60"])
+    assert code == 0
+    return out

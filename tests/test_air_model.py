@@ -1,0 +1,398 @@
+"""air/air_model.py: prior schedule, stopping and masking, loss terms against their formulas,
+finite values and gradients in a normal session at the extremes, a random stress test, and a
+short run of training.py whose checkpoint restores to the same outputs.
+
+Sessions use the default ConfigProto, so TF's graph optimizer (grappler) is on: the
+implementation this project replaces produced -inf only with it on.
+"""
+import csv
+import os
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from air import transformer
+from air.air_model import AIRModel, CANVAS_EPSILON, z_pres_prior_log_odds
+from air.config import AIRConfig
+
+# Small sizes, all different, so that structural tests build and run in a moment.
+TINY = AIRConfig(canvas_height=24, canvas_width=24, window_size=8, rnn_units=16, vae_latent=4,
+                 vae_recognition_units=(16,), vae_generative_units=(12,),
+                 z_where_hidden_units=8, z_pres_hidden_units=6, batch_size=4)
+LOG_ODDS_START = np.log(1e4)   # 9.2103
+LOG_ODDS_FLOOR = np.log(1e-9)  # -20.7233
+
+
+@pytest.fixture(scope="module", autouse=True)
+def graph_mode():
+    tf.disable_v2_behavior()
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def gaussian_kl_np(mean, std, prior_mean, prior_variance):
+    return 0.5 * (np.log(prior_variance / std ** 2) + (std ** 2 + (mean - prior_mean) ** 2)
+                  / prior_variance - 1.0)
+
+
+def bernoulli_kl_np(posterior_log_odds, prior_log_odds):
+    q, p = sigmoid(np.float64(posterior_log_odds)), sigmoid(np.float64(prior_log_odds))
+    return q * np.log(q / p) + (1 - q) * np.log((1 - q) / (1 - p))
+
+
+def blob_images(rng, batch, size):
+    """[batch, size, size] images in [0, 1] with a few bright squares on black."""
+    images = np.zeros([batch, size, size], np.float32)
+    for image in images:
+        for _ in range(rng.randint(0, 3)):
+            side = rng.randint(3, size // 2)
+            top, left = rng.randint(0, size - side, 2)
+            image[top:top + side, left:left + side] = rng.uniform(0.5, 1.0)
+    return images
+
+
+# --- The z_pres prior schedule -------------------------------------------------------------
+
+def test_z_pres_prior_schedule():
+    steps = np.array([0, 1, 1500, 3000, 6000, 30000, 38990, 39010, 60000, 100000])
+    with tf.Graph().as_default(), tf.Session() as session:
+        values = session.run(z_pres_prior_log_odds(AIRConfig(), tf.constant(steps, tf.int64)))
+    # Odds 1e4 multiplied by 0.1 every 3000 iterations, smoothly, floored at odds 1e-9.
+    expected = np.maximum(LOG_ODDS_START - np.log(10.0) * steps / 3000.0, LOG_ODDS_FLOOR)
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-4)
+    assert values[0] == pytest.approx(9.2103, abs=1e-4)
+    assert values[3] == pytest.approx(np.log(1e3), abs=1e-4)
+    # 13 decades of odds at 3000 iterations each: the floor arrives at iteration 39000.
+    assert values[6] > LOG_ODDS_FLOOR + 1e-3
+    assert values[7] == pytest.approx(LOG_ODDS_FLOOR, abs=1e-5)
+    assert values[-1] == pytest.approx(-20.7233, abs=1e-4)
+
+
+def test_model_uses_the_schedule_or_its_floor():
+    with tf.Graph().as_default():
+        images = tf.zeros([2, 24, 24])
+        step = tf.placeholder(tf.int64, [])
+        scheduled = AIRModel(images, TINY, global_step=step)
+        floored = AIRModel(images, TINY)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            assert session.run(scheduled.z_pres_prior_log_odds, {step: 0}) == pytest.approx(
+                LOG_ODDS_START, abs=1e-4)
+            assert session.run(scheduled.z_pres_prior_log_odds, {step: 100000}) == pytest.approx(
+                LOG_ODDS_FLOOR, abs=1e-4)
+            assert session.run(floored.z_pres_prior_log_odds) == pytest.approx(
+                LOG_ODDS_FLOOR, abs=1e-4)
+
+
+# --- Stopping, masks and loss terms ----------------------------------------------------------
+
+# z_pres forced per step, and what must follow with stopping_threshold 0.99: a step is live
+# while the running sum of (1 - z_pres) stays below 0.99, and attempted (charged its z_pres
+# KL) while the sum before it does.
+FORCED = np.array([
+    [1, 1, 0],        # two objects, stops at step 3
+    [0, 1, 1],        # empty: stops at step 1, later ones are never attempted
+    [1, 1, 1],        # three objects
+    [1, 0, 1],        # stops at step 2 and stays stopped
+    [0.6, 0.6, 1],    # relaxed values: sum 0.4, 0.8, 0.8, so all live, scaled by z_pres
+    [0.3, 1, 1],      # sum 0.7 after step 1: live; 0.7 stays below 0.99
+    [0.995, 0.001, 1],  # sum 0.005, then 1.004: one object
+], np.float32)
+LIVE = np.array([[1, 1, 0], [0, 0, 0], [1, 1, 1], [1, 0, 0], [1, 1, 1], [1, 1, 1], [1, 0, 0]])
+ATTEMPTED = np.array([[1, 1, 1], [1, 0, 0], [1, 1, 1], [1, 1, 0], [1, 1, 1], [1, 1, 1],
+                      [1, 1, 0]])
+
+
+def run_forced(training, images, forced, global_step=0, seed=1):
+    """Builds TINY with z_pres forced to ``forced`` and returns the model's outputs."""
+    with tf.Graph().as_default():
+        tf.set_random_seed(seed)
+        model = AIRModel(tf.constant(images), TINY, training=training,
+                         global_step=tf.constant(global_step, tf.int64),
+                         z_pres_override=tf.constant(forced), seed=seed)
+        pasted = tf.stack([transformer.paste(model.steps.reconstruction[:, t],
+                                             model.steps.scale[:, t], model.steps.shift[:, t],
+                                             TINY.canvas_height, TINY.canvas_width)
+                           for t in range(TINY.max_steps)], axis=1)
+        fetches = {"steps": model.steps._asdict(), "canvas": model.canvas,
+                   "digit_count": model.digit_count, "boxes": model.boxes, "pasted": pasted,
+                   "prior": model.z_pres_prior_log_odds, "loss": model.loss}
+        for name in ("reconstruction_loss", "kl_z_pres", "kl_z_where", "kl_z_what",
+                     "negative_elbo"):
+            fetches[name] = getattr(model, name)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            return session.run(fetches)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_forced_z_pres_sets_count_live_steps_and_canvas(training):
+    images = blob_images(np.random.RandomState(0), len(FORCED), 24)
+    out = run_forced(training, images, FORCED)
+    steps = out["steps"]
+    np.testing.assert_array_equal(steps["z_pres"], FORCED)
+    np.testing.assert_array_equal(steps["live"], LIVE)
+    np.testing.assert_array_equal(steps["attempted"], ATTEMPTED)
+    np.testing.assert_array_equal(out["digit_count"], LIVE.sum(axis=1))
+    # The canvas is the sum of the live windows, each scaled by its z_pres.
+    weights = (LIVE * FORCED)[:, :, None, None]
+    np.testing.assert_allclose(out["canvas"], (weights * out["pasted"]).sum(axis=1), atol=1e-5)
+    assert np.all(out["canvas"][1] == 0.0)  # the image that stopped at once draws nothing
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_stopped_steps_are_never_charged(training):
+    images = blob_images(np.random.RandomState(1), len(FORCED), 24)
+    steps = run_forced(training, images, FORCED)["steps"]
+    stopped = LIVE == 0
+    assert np.all(steps["kl_z_where"][stopped] == 0.0)
+    assert np.all(steps["kl_z_what"][stopped] == 0.0)
+    assert np.all(steps["kl_z_where"][~stopped] > 0.0)
+    assert np.all(steps["kl_z_what"][~stopped] > 0.0)
+    # The z_pres KL is charged for the step that decided to stop, and never after it.
+    assert np.all(steps["kl_z_pres"][ATTEMPTED == 0] == 0.0)
+    assert np.all(steps["kl_z_pres"][ATTEMPTED == 1] != 0.0)
+
+
+def test_what_happens_after_stopping_does_not_matter():
+    """Same image, different z_pres after the stop: identical canvas and loss terms."""
+    image = blob_images(np.random.RandomState(2), 1, 24)[0]
+    forced = np.array([[1, 0, 1], [1, 0, 0], [1, 0, 0.5], [1, 0.2, 0.9]], np.float32)
+    out = run_forced(False, np.stack([image] * len(forced)), forced)
+    for name in ("canvas", "digit_count", "reconstruction_loss", "kl_z_pres", "kl_z_where",
+                 "kl_z_what", "negative_elbo"):
+        for row in out[name][1:]:
+            np.testing.assert_allclose(row, out[name][0], rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+def test_loss_terms_match_their_formulas():
+    """Test mode (means, Bernoulli z_pres KL), so every term has a closed form to compare."""
+    rng = np.random.RandomState(3)
+    images = np.concatenate([blob_images(rng, 4, 24), rng.rand(3, 24, 24).astype(np.float32)])
+    out = run_forced(False, images, FORCED, global_step=4500)
+    steps = out["steps"]
+    prior = LOG_ODDS_START - np.log(10.0) * 4500 / 3000.0
+    assert out["prior"] == pytest.approx(prior, abs=1e-4)
+
+    kl_z_pres = ATTEMPTED * bernoulli_kl_np(steps["z_pres_log_odds"], prior)
+    np.testing.assert_allclose(steps["kl_z_pres"], kl_z_pres, rtol=1e-4, atol=1e-5)
+    # z_where = (scale logit, shift x, shift y) ~ N((-1, 0, 0), diag(0.05, 1, 1)) a priori.
+    kl_z_where = gaussian_kl_np(steps["z_where_mean"], steps["z_where_std"],
+                                np.array([-1.0, 0.0, 0.0]), np.array([0.05, 1.0, 1.0]))
+    np.testing.assert_allclose(steps["kl_z_where"], LIVE * kl_z_where.sum(axis=2), rtol=1e-4,
+                               atol=1e-4)
+    kl_z_what = gaussian_kl_np(steps["z_what_mean"], steps["z_what_std"], 0.0, 1.0)
+    np.testing.assert_allclose(steps["kl_z_what"], LIVE * kl_z_what.sum(axis=2), rtol=1e-4,
+                               atol=1e-4)
+
+    # At test time z_where and z_what are the posterior means.
+    np.testing.assert_array_equal(steps["z_where"], steps["z_where_mean"])
+    np.testing.assert_array_equal(steps["z_what"], steps["z_what_mean"])
+    np.testing.assert_allclose(steps["scale"], sigmoid(steps["z_where"][..., 0]), rtol=1e-5)
+    np.testing.assert_array_equal(steps["shift"], steps["z_where"][..., 1:])
+    box_side = steps["scale"] * 24
+    np.testing.assert_allclose(out["boxes"][..., 2], box_side, rtol=1e-5)
+    np.testing.assert_allclose(out["boxes"][..., 0],
+                               (steps["shift"][..., 0] + 1) * 12 - box_side / 2, atol=1e-4)
+    np.testing.assert_allclose(out["boxes"][..., 1],
+                               (steps["shift"][..., 1] + 1) * 12 - box_side / 2, atol=1e-4)
+
+    p = np.clip(out["canvas"].astype(np.float64), CANVAS_EPSILON, 1 - CANVAS_EPSILON)
+    reconstruction = -(images * np.log(p) + (1 - images) * np.log(1 - p)).sum(axis=(1, 2))
+    np.testing.assert_allclose(out["reconstruction_loss"], reconstruction, rtol=1e-4)
+    for name in ("kl_z_pres", "kl_z_where", "kl_z_what"):
+        np.testing.assert_allclose(out[name], steps[name].sum(axis=1), rtol=1e-5)
+    elbo = (out["reconstruction_loss"] + out["kl_z_pres"] + out["kl_z_where"] + out["kl_z_what"])
+    np.testing.assert_allclose(out["negative_elbo"], elbo, rtol=1e-5)
+    assert out["loss"] == pytest.approx(elbo.mean(), rel=1e-5)
+
+
+def test_test_mode_rounds_z_pres_and_stops_at_the_first_zero():
+    rng = np.random.RandomState(4)
+    images = np.concatenate([blob_images(rng, 24, 24), rng.rand(8, 24, 24).astype(np.float32)])
+    with tf.Graph().as_default():
+        tf.set_random_seed(4)
+        model = AIRModel(tf.constant(images), TINY, training=False)
+        bias = [v for v in tf.global_variables() if v.name == "air/z_pres/output/biases:0"][0]
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            runs = []
+            for value in (-0.1, 0.0, 0.05, 0.1, 0.2):  # a mix of counts at random weights
+                session.run(bias.assign([value]))
+                runs.append(session.run([model.steps.z_pres_log_odds, model.steps.z_pres,
+                                         model.steps.live, model.digit_count]))
+    counts = set()
+    for log_odds, z_pres, live, digit_count in runs:
+        np.testing.assert_array_equal(z_pres, (log_odds > 0).astype(np.float32))
+        np.testing.assert_array_equal(live, np.cumprod(log_odds > 0, axis=1))
+        np.testing.assert_array_equal(digit_count, live.sum(axis=1))
+        counts.update(digit_count.tolist())
+    assert len(counts) >= 2
+
+
+def test_count_accuracy_outputs():
+    forced = FORCED[:4]  # digit counts 2, 0, 3, 1
+    images = blob_images(np.random.RandomState(5), 4, 24)
+    true_counts = np.array([2, 1, 3, 1])
+    with tf.Graph().as_default():
+        model = AIRModel(tf.constant(images), TINY, training=False,
+                         true_counts=tf.constant(true_counts), z_pres_override=tf.constant(forced))
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            correct, accuracy, by_count = session.run(
+                [model.count_correct, model.accuracy, model.accuracy_by_count])
+    np.testing.assert_array_equal(correct, [1, 0, 1, 1])
+    assert accuracy == pytest.approx(0.75)
+    assert np.isnan(by_count[0])  # no image with 0 digits in this batch
+    assert by_count[1] == pytest.approx(0.5)
+    assert by_count[2] == pytest.approx(1.0) and by_count[3] == pytest.approx(1.0)
+
+
+# --- Finite values and gradients with the default configuration ------------------------------
+
+class DefaultGraph:
+    """The default configuration's training and test models on shared variables, with the loss
+    gradients and ops to overwrite variables, in one graph and a default-config session."""
+
+    def __init__(self, batch):
+        self.config = AIRConfig()
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            tf.set_random_seed(0)
+            self.images = tf.placeholder(tf.float32, [batch, 50, 50])
+            self.global_step = tf.placeholder(tf.int64, [])
+            self.train_model = AIRModel(self.images, self.config, training=True,
+                                        global_step=self.global_step, seed=0)
+            self.test_model = AIRModel(self.images, self.config, training=False,
+                                       global_step=self.global_step)
+            self.variables = tf.trainable_variables()
+            self.gradients = tf.gradients(self.train_model.loss, self.variables)
+            self.canvas_gradient = tf.gradients(self.train_model.loss, self.train_model.canvas)[0]
+            self._values = [tf.placeholder(v.dtype.base_dtype, v.shape) for v in self.variables]
+            self._assign = tf.group(*[v.assign(p) for v, p in zip(self.variables, self._values)])
+            init = tf.global_variables_initializer()
+        self.session = tf.Session(graph=self.graph)  # default ConfigProto: grappler on
+        self.session.run(init)
+        self.initial = self.session.run(self.variables)
+        self.by_name = {v.op.name: i for i, v in enumerate(self.variables)}
+
+    def set_values(self, values):
+        self.session.run(self._assign, dict(zip(self._values, values)))
+
+    def run(self, images, step, extra=None, feed=None):
+        fetches = {"loss": self.train_model.loss, "test_loss": self.test_model.loss,
+                   "gradients": self.gradients, "canvas": self.train_model.canvas,
+                   "log_odds": self.train_model.steps.z_pres_log_odds,
+                   "terms": [self.train_model.reconstruction_loss, self.train_model.kl_z_pres,
+                             self.train_model.kl_z_where, self.train_model.kl_z_what,
+                             self.test_model.negative_elbo],
+                   "count": self.test_model.digit_count}
+        fetches.update(extra or {})
+        feed = dict(feed or {}, **{self.images: images, self.global_step: step})
+        return self.session.run(fetches, feed)
+
+
+@pytest.fixture(scope="module")
+def default_graph():
+    graph = DefaultGraph(batch=4)
+    yield graph
+    graph.session.close()
+
+
+def extreme_images(rng):
+    return np.stack([np.zeros([50, 50]), np.ones([50, 50]), rng.rand(50, 50) > 0.7,
+                     rng.rand(50, 50)]).astype(np.float32)
+
+
+def assert_all_finite(result, context):
+    for name in ("loss", "test_loss", "gradients", "terms"):
+        values = result[name] if isinstance(result[name], list) else [result[name]]
+        for i, value in enumerate(values):
+            assert np.all(np.isfinite(value)), (context, name, i)
+
+
+def test_finite_for_extreme_z_pres_logits_and_canvas(default_graph):
+    """Biases of the output layers set so that z_pres log-odds are about +-50, the decoded
+    windows exactly 0 or 1 and the windows cover the canvas, at both ends of the prior."""
+    graph = default_graph
+    images = extreme_images(np.random.RandomState(6))
+    z_pres_bias = graph.by_name["air/z_pres/output/biases"]
+    z_where_bias = graph.by_name["air/z_where/output/biases"]
+    decoder_bias = graph.by_name["air/vae_decoder/output/biases"]
+    seen_ones = seen_zeros = False
+    try:
+        for z_pres in (50.0, -50.0, 0.0):
+            for decoder in (50.0, -50.0, 0.0):
+                for cover in (True, False):
+                    values = list(graph.initial)
+                    values[z_pres_bias] = np.array([z_pres], np.float32)
+                    values[decoder_bias] = np.full(784, decoder, np.float32)
+                    # Scale logit 10 (window ~ canvas) and small z_where noise.
+                    where = np.array([10.0, 0, 0, -50, -50, -50] if cover else [0.0] * 6)
+                    values[z_where_bias] = where.astype(np.float32)
+                    graph.set_values(values)
+                    for step in (0, 100000):
+                        context = (z_pres, decoder, cover, step)
+                        result = graph.run(images, step)
+                        assert_all_finite(result, context)
+                        if z_pres != 0.0:
+                            assert np.all(np.abs(result["log_odds"]) > 40.0), context
+                        if z_pres == -50.0:  # every image stops at once: canvas exactly 0
+                            assert np.all(result["canvas"] == 0.0), context
+                            seen_zeros = True
+                        if z_pres == 50.0 and decoder == 50.0 and cover:
+                            assert result["canvas"].max() >= 1.0, context
+                            seen_ones = True
+    finally:
+        graph.set_values(graph.initial)
+    assert seen_zeros and seen_ones
+
+
+def test_finite_when_the_canvas_is_exactly_zero_and_one(default_graph):
+    """The failure of the replaced implementation: log(1 - p + 1e-9) at p exactly 1.
+
+    The canvas tensor is fed directly, exactly 0 and 1, against images exactly 0 and 1,
+    right and wrong, and the loss and its gradient with respect to the canvas stay finite.
+    """
+    graph = default_graph
+    zeros, ones = np.zeros([50, 50], np.float32), np.ones([50, 50], np.float32)
+    half = np.tile(np.arange(50) < 25, [50, 1]).astype(np.float32)
+    images = np.stack([zeros, ones, zeros, ones])
+    canvases = np.stack([zeros, ones, ones, half])
+    result = graph.run(images, 0, extra={"canvas_gradient": graph.canvas_gradient},
+                       feed={graph.train_model.canvas: canvases})
+    assert np.all(np.isfinite(result["canvas_gradient"]))
+    reconstruction = result["terms"][0]
+    bound = -np.log(CANVAS_EPSILON)  # cost of a pixel that is certainly wrong (13.8)
+    assert reconstruction[0] == pytest.approx(2500 * -np.log1p(-CANVAS_EPSILON), abs=0.05)
+    assert reconstruction[1] == pytest.approx(2500 * -np.log1p(-CANVAS_EPSILON), abs=0.05)
+    assert reconstruction[2] == pytest.approx(2500 * bound, rel=1e-3)
+    assert reconstruction[3] == pytest.approx(1250 * bound, rel=1e-3)
+    assert np.isfinite(result["loss"])
+
+
+def test_random_stress_values_and_gradients_stay_finite(default_graph):
+    """50 iterations of random images, random prior steps and randomly perturbed weights."""
+    graph = default_graph
+    rng = np.random.RandomState(7)
+    kinds = [lambda: rng.rand(50, 50), lambda: rng.rand(50, 50) > rng.uniform(0.5, 1.0),
+             lambda: np.zeros([50, 50]), lambda: np.ones([50, 50]),
+             lambda: blob_images(rng, 1, 50)[0]]
+    try:
+        for iteration in range(50):
+            spread = rng.uniform(0.0, 1.5)
+            values = [w * np.exp(rng.normal(0.0, spread, w.shape))
+                      + rng.normal(0.0, spread * (np.abs(w).mean() + 0.1), w.shape)
+                      for w in graph.initial]
+            graph.set_values([v.astype(np.float32) for v in values])
+            images = np.stack([kinds[rng.randint(len(kinds))]() for _ in range(4)])
+            step = int(rng.choice([0, rng.randint(100000), 100000]))
+            result = graph.run(images.astype(np.float32), step)
+            assert_all_finite(result, (iteration, spread, step))
+            assert np.all(result["canvas"] >= 0.0)
+            assert np.all((result["count"] >= 0) & (result["count"] <= 3))
+    finally:
+        graph.set_values(graph.initial)

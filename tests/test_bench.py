@@ -1,0 +1,56 @@
+"""bench.py: the registry, the table, bench.json, and a quick run of the multi_mnist benchmark."""
+
+import collections
+import json
+
+import pytest
+
+import bench
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """A registry holding one fake benchmark (the real ones stay untouched)."""
+    fake = collections.OrderedDict()
+    monkeypatch.setattr(bench, "BENCHMARKS", fake)
+    calls = []
+
+    @bench.benchmark("fake", "a fake benchmark")
+    def run(args):
+        calls.append(args)
+        return [bench.Metric("speed", 1234.5, "1/s"), bench.Metric("count", 7, "")]
+
+    return calls
+
+
+def test_table_and_json_merge(registry, tmp_path, capsys):
+    output = tmp_path / "bench.json"
+    output.write_text(json.dumps({"benchmarks": {"older": {"metrics": []}}}))
+    assert bench.main(["--only", "fake", "--output", str(output)]) == 0
+    table = capsys.readouterr().out
+    assert "fake" in table and "speed" in table and "1,234" in table and "1/s" in table
+    report = json.loads(output.read_text())
+    assert set(report["benchmarks"]) == {"older", "fake"}
+    assert report["benchmarks"]["fake"]["metrics"][1] == {"name": "count", "value": 7, "unit": ""}
+    assert report["machine"]["cpus"] >= 1
+    assert len(registry) == 1
+
+
+def test_unknown_benchmark_is_an_error(registry, tmp_path, capsys):
+    assert bench.main(["--only", "nope", "--output", str(tmp_path / "b.json")]) == 2
+    assert "unknown benchmark(s) nope; known: fake" in capsys.readouterr().err
+
+
+def test_duplicate_registration_is_refused(registry):
+    with pytest.raises(ValueError, match="registered twice"):
+        bench.benchmark("fake", "again")(lambda args: [])
+
+
+def test_multi_mnist_benchmark_quick(tmp_path, mnist_dir, capsys):
+    assert "multi_mnist" in bench.BENCHMARKS
+    output = tmp_path / "bench.json"
+    assert bench.main(["--only", "multi_mnist", "--quick", "--mnist-dir", mnist_dir,
+                       "--output", str(output)]) == 0
+    metrics = {m["name"]: m["value"]
+               for m in json.loads(output.read_text())["benchmarks"]["multi_mnist"]["metrics"]}
+    assert metrics["images"] == 330 and metrics["images/s"] > 0

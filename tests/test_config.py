@@ -1,0 +1,104 @@
+"""air/config.py: defaults are the published configuration, JSON round trip, clear errors."""
+import dataclasses
+import json
+import math
+
+import pytest
+
+from air.config import AIRConfig, CONFIG_FILENAME, config_fields
+
+# The published training configuration (issue 4), written out independently of config.py.
+PUBLISHED = {
+    "canvas_height": 50, "canvas_width": 50, "max_steps": 3, "window_size": 28,
+    "rnn_units": 256, "vae_latent": 50,
+    "vae_recognition_units": (512, 256), "vae_generative_units": (256, 512),
+    "scale_prior_mean": -1.0, "scale_prior_variance": 0.05,
+    "shift_prior_mean": 0.0, "shift_prior_variance": 1.0,
+    "z_what_prior_mean": 0.0, "z_what_prior_variance": 1.0,
+    "vae_likelihood_std": 0.3, "z_where_hidden_units": 64, "z_pres_hidden_units": 64,
+    "z_pres_prior_odds_initial": 1e4, "z_pres_prior_odds_decay": 0.1,
+    "z_pres_prior_odds_decay_steps": 3000, "z_pres_prior_odds_floor": 1e-9,
+    "concrete_temperature": 1.0, "stopping_threshold": 0.99,
+    "learning_rate": 1e-4, "gradient_clip_norm": 1.0, "batch_size": 64, "cnn_encoder": False,
+}
+
+
+def test_defaults_are_the_published_configuration():
+    config = AIRConfig()
+    for name, value in PUBLISHED.items():
+        assert getattr(config, name) == value, name
+    start, floor = config.z_pres_prior_log_odds_range
+    assert start == pytest.approx(9.2103, abs=1e-4)
+    assert floor == pytest.approx(-20.7233, abs=1e-4)
+    assert CONFIG_FILENAME == "config.json"
+
+
+def test_every_field_is_documented_once():
+    fields = config_fields()
+    assert [name for name, _, _, _ in fields] == [f.name for f in dataclasses.fields(AIRConfig)]
+    for name, kind, default, help_text in fields:
+        assert help_text.strip(), name
+        assert getattr(AIRConfig(), name) == default
+
+
+def test_json_round_trip(tmp_path):
+    changed = AIRConfig(rnn_units=32, vae_recognition_units=[64, 32], cnn_encoder=True,
+                        learning_rate=1, concrete_temperature=0.5, max_steps=4)
+    for config in (AIRConfig(), changed):
+        assert AIRConfig.from_json(config.to_json()) == config
+        assert AIRConfig.from_dict(config.to_dict()) == config
+        path = str(tmp_path / CONFIG_FILENAME)
+        config.save(path)
+        assert AIRConfig.load(path) == config
+        with open(path) as f:
+            assert json.load(f) == config.to_dict()
+    # Lists become tuples and integral numbers become floats where a float is expected.
+    assert changed.vae_recognition_units == (64, 32)
+    assert isinstance(changed.learning_rate, float)
+    assert AIRConfig().replace(rnn_units=32).rnn_units == 32
+    assert AIRConfig().replace(rnn_units=32).to_dict() == dict(AIRConfig().to_dict(), rnn_units=32)
+
+
+def test_config_is_immutable():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        AIRConfig().rnn_units = 3
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"rnn_unit": 256}, "rnn_unit"),                      # misspelt name
+    ({"learning_rate": 1e-4, "lr": 1e-3}, "lr"),
+    ({"rnn_units": "256"}, "rnn_units"),                  # wrong types
+    ({"rnn_units": 256.0}, "rnn_units"),
+    ({"rnn_units": True}, "rnn_units"),
+    ({"cnn_encoder": 1}, "cnn_encoder"),
+    ({"cnn_encoder": "false"}, "cnn_encoder"),
+    ({"learning_rate": "fast"}, "learning_rate"),
+    ({"learning_rate": None}, "learning_rate"),
+    ({"vae_recognition_units": 512}, "vae_recognition_units"),
+    ({"vae_recognition_units": []}, "vae_recognition_units"),
+    ({"vae_generative_units": [256, "512"]}, "vae_generative_units"),
+    ({"max_steps": 0}, "max_steps"),                      # out of range
+    ({"learning_rate": -1e-4}, "learning_rate"),
+    ({"scale_prior_variance": 0.0}, "scale_prior_variance"),
+    ({"stopping_threshold": 1.5}, "stopping_threshold"),
+    ({"stopping_threshold": 0.0}, "stopping_threshold"),
+])
+def test_bad_values_are_a_clear_value_error(values, message):
+    with pytest.raises(ValueError, match=message):
+        AIRConfig.from_dict(values)
+    with pytest.raises(ValueError, match=message):
+        AIRConfig.from_json(json.dumps(values))
+
+
+def test_bad_json_and_replace_are_value_errors():
+    with pytest.raises(ValueError, match="JSON"):
+        AIRConfig.from_json("{rnn_units: 3")
+    with pytest.raises(ValueError, match="object"):
+        AIRConfig.from_json("[1, 2]")
+    with pytest.raises(ValueError, match="window"):
+        AIRConfig().replace(window=28)
+
+
+def test_prior_range_follows_the_fields():
+    config = AIRConfig(z_pres_prior_odds_initial=100.0, z_pres_prior_odds_floor=0.01)
+    assert config.z_pres_prior_log_odds_range == pytest.approx((math.log(100), math.log(0.01)))

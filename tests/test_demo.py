@@ -1,0 +1,349 @@
+"""Tests of demo.py and air/inference.py: pictures and drawing maths, model loading errors, and
+the real Tk window under Xvfb driven by xdotool."""
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import demo
+from air import inference
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOG_LINE = re.compile(r"^refresh (\d+): digits (\d+), negative ELBO (\S+), inference (\S+) ms$")
+
+
+def fake_result(steps=3, live=(1, 1, 0), side=50, window=28):
+    """A predict() result of one image with hand-made boxes, for the rendering tests."""
+    rng = np.random.RandomState(0)
+    return {
+        "digit_count": np.int32(sum(live)),
+        "z_pres": np.array(live, np.float32),
+        "z_pres_probability": np.array([0.9, 0.8, 0.1], np.float32)[:steps],
+        "boxes": np.array([[5, 5, 20, 20], [25, 20, 20, 24], [0, 0, 10, 10]], np.float32)[:steps],
+        "live": np.array(live, np.float32),
+        "windows": rng.rand(steps, window, window).astype(np.float32),
+        "reconstructions": rng.rand(steps, window, window).astype(np.float32),
+        "canvas": rng.rand(side, side).astype(np.float32),
+        "negative_elbo": np.float32(123.4),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Pictures and drawing (no display).
+
+def test_load_picture_resizes_to_grey_canvas_and_inverts_dark_ink(tmp_path):
+    from PIL import Image
+    # Dark ink on white paper, 100x80: a black bar over columns 20-39 (canvas columns 10-19).
+    paper = np.full([80, 100], 255, np.uint8)
+    paper[:, 20:40] = 0
+    path = str(tmp_path / "ink.png")
+    Image.fromarray(paper).convert("RGB").save(path)
+    canvas = demo.load_picture(path, 50, 50)
+    assert canvas.shape == (50, 50) and canvas.dtype == np.float32
+    # Inverted: the bar becomes the light part, as in MNIST.
+    assert canvas[:, 11:19].min() > 0.95
+    assert canvas[:, :9].max() < 0.05 and canvas[:, 21:].max() < 0.05
+    # Light strokes on black are kept as they are.
+    Image.fromarray(255 - paper).save(path)
+    np.testing.assert_allclose(demo.load_picture(path, 50, 50), canvas, atol=1e-6)
+
+
+def test_load_picture_rejects_unreadable_file(tmp_path):
+    path = tmp_path / "not_a_picture.png"
+    path.write_text("hello")
+    with pytest.raises(demo.DemoError, match="cannot read image"):
+        demo.load_picture(str(path), 50, 50)
+    with pytest.raises(demo.DemoError, match="cannot read image"):
+        demo.load_picture(str(tmp_path / "missing.png"), 50, 50)
+
+
+def test_drawing_strokes_average_down_to_the_canvas():
+    drawing = demo.Drawing(50, 50, 10)
+    assert drawing.canvas().shape == (50, 50) and drawing.canvas().max() == 0.0
+    version = drawing.version
+    # A horizontal stroke 3 canvas pixels wide along canvas row 20 (screen y = 205).
+    drawing.stroke((100, 205), (300, 205), brush=3)
+    canvas = drawing.canvas()
+    assert drawing.version > version
+    assert np.all(canvas[20, 12:29] == 1.0)  # centre row: fully covered
+    assert np.all(canvas[19:22, 12:29] > 0.85)  # (Pillow may place the edges a pixel apart)
+    assert canvas[10].max() == 0.0 and canvas[30].max() == 0.0  # far rows untouched
+    assert np.all((canvas >= 0.0) & (canvas <= 1.0))
+    # Ink is about the stroke's area: length 200 + round caps, width 30 screen pixels.
+    expected = (200 * 30 + np.pi * 15 ** 2) / 100.0
+    assert abs(canvas.sum() - expected) < 0.05 * expected
+    # Erasing with a wider brush removes it; clear empties everything.
+    drawing.stroke((100, 205), (300, 205), brush=5, erase=True)
+    assert drawing.canvas().max() == 0.0
+    drawing.stroke((0, 0), (499, 499), brush=1)
+    drawing.clear()
+    assert drawing.canvas().max() == 0.0
+
+
+def test_drawing_set_canvas_round_trips():
+    canvas = np.random.RandomState(1).rand(50, 50).astype(np.float32)
+    drawing = demo.Drawing(50, 50, 10)
+    drawing.set_canvas(canvas)
+    np.testing.assert_allclose(drawing.canvas(), canvas, atol=1.0 / 255)
+
+
+def test_boxes_drawn_in_step_colours_only_for_live_steps():
+    result = fake_result(live=(1, 1, 0))
+    picture = demo.drawing_panel(np.zeros([50, 50], np.float32), result, 10, show_boxes=True)
+    assert picture.size == (500, 500)
+    pixels = np.asarray(picture)
+    assert tuple(pixels[150, 50]) == (255, 0, 0)    # left edge of step 1's box (x = 5)
+    assert tuple(pixels[300, 250]) == (0, 255, 0)   # left edge of step 2's box (x = 25)
+    assert not np.any(np.all(pixels == (0, 0, 255), axis=-1))  # step 3 stopped: no blue box
+    plain = np.asarray(demo.drawing_panel(np.zeros([50, 50], np.float32), result, 10, False))
+    assert plain.max() == 0
+
+
+def test_render_screen_shows_every_panel():
+    result = fake_result()
+    canvas = np.zeros([50, 50], np.float32)
+    canvas[10:20, 10:20] = 1.0
+    screen = demo.render_screen(canvas, result, 0.004)
+    assert not demo.is_blank(screen)
+    pixels = np.asarray(screen)
+    assert tuple(pixels[10 + 150, 10 + 150]) == (255, 255, 255)  # the drawn square, magnified
+    assert "digits found: 2" in demo.status_text(result, 0.004)
+    assert "4.0 ms" in demo.status_text(result, 0.004)
+    assert demo.window_caption(result, 0) == "step 1: z_pres 1 (p 0.90)"
+    assert demo.window_caption(result, 2).endswith("stopped")
+
+
+# ----------------------------------------------------------------------------------------------
+# Model folders (air/inference.py).
+
+def test_loaded_model_predicts_every_output(small_results_dir, small_data_dir):
+    from air import records
+    images = records.read_records(os.path.join(small_data_dir, "test.tfrecords")).images[:4]
+    with inference.LoadedModel(os.path.join(small_results_dir, "model")) as model:
+        config = model.config
+        assert model.step == 30
+        batch = model.predict(images)
+        single = model.predict(images[1])
+        with pytest.raises(ValueError, match="images must be"):
+            model.predict(images[:, :40])
+    steps, side = config.max_steps, config.window_size
+    assert batch["digit_count"].shape == (4,)
+    assert batch["boxes"].shape == (4, steps, 4)
+    assert batch["windows"].shape == batch["reconstructions"].shape == (4, steps, side, side)
+    assert batch["z_what_mean"].shape == (4, steps, config.vae_latent)
+    assert batch["canvas"].shape == images.shape
+    # Test mode: z_pres is the rounded probability; the count is the number of live steps.
+    np.testing.assert_array_equal(batch["z_pres"], batch["z_pres_probability"] > 0.5)
+    np.testing.assert_array_equal(batch["digit_count"], batch["live"].sum(axis=1))
+    for name in batch:
+        np.testing.assert_allclose(single[name], batch[name][1], rtol=1e-4, atol=1e-4)
+    assert np.all(np.isfinite(batch["negative_elbo"]))
+
+
+def test_model_dir_errors_are_clear(tmp_path, small_results_dir):
+    with pytest.raises(inference.ModelDirError, match="does not exist"):
+        inference.read_config(str(tmp_path / "nowhere"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(inference.ModelDirError, match="has no config.json"):
+        inference.read_config(str(empty))
+    (empty / "config.json").write_text('{"no_such_field": 1}')
+    with pytest.raises(inference.ModelDirError, match="incompatible .*no_such_field"):
+        inference.read_config(str(empty))
+    (empty / "config.json").write_text("{}")
+    with pytest.raises(inference.ModelDirError, match="has no checkpoint"):
+        inference.find_checkpoint(str(empty))
+    # A checkpoint of another configuration: the shapes differ.
+    other = tmp_path / "other"
+    shutil.copytree(os.path.join(small_results_dir, "model"), str(other))
+    from air.config import AIRConfig
+    config = AIRConfig.load(str(other / "config.json"))
+    config.replace(rnn_units=32).save(str(other / "config.json"))
+    with pytest.raises(inference.ModelDirError, match="does not match config.json"):
+        inference.LoadedModel(str(other))
+
+
+def test_demo_errors_are_one_line(tmp_path, monkeypatch, capsys, small_results_dir):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert demo.main(["--model-dir", os.path.join(small_results_dir, "model")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no display: $DISPLAY is not set") and err.count("\n") == 1
+
+    monkeypatch.setenv("DISPLAY", ":31999")  # Never reached: the checks before it fail.
+    assert demo.main(["--model-dir", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: model folder") and "does not exist" in err
+    assert err.count("\n") == 1
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG but not really")
+    assert demo.main(["--model-dir", os.path.join(small_results_dir, "model"),
+                      "--image", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot read image") and err.count("\n") == 1
+
+    assert demo.main(["--model-dir", os.path.join(small_results_dir, "model"),
+                      "--period", "5"]) == 2
+    assert "--period" in capsys.readouterr().err
+
+
+def test_demo_latency_is_measured(small_results_dir):
+    images = np.random.RandomState(0).rand(3, 50, 50).astype(np.float32)
+    with inference.LoadedModel(os.path.join(small_results_dir, "model")) as model:
+        median, p90 = demo.demo_latency(model, images, repeats=5, warmup=2)
+    assert 0.0 < median <= p90
+
+
+# ----------------------------------------------------------------------------------------------
+# The real window under Xvfb.
+
+@pytest.fixture(scope="module")
+def x_display():
+    """A private Xvfb server on a free display number; yields its DISPLAY string."""
+    missing = [tool for tool in ("Xvfb", "xdotool") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip("%s not installed (apt-get install xvfb xdotool)" % " and ".join(missing))
+    try:
+        import tkinter  # noqa: F401
+    except ImportError:
+        pytest.skip("this Python has no tkinter")
+    read_end, write_end = os.pipe()
+    # -displayfd: Xvfb picks a free display number itself and writes it to the pipe.
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0",
+                               "1280x1024x24", "-nolisten", "tcp"],
+                              pass_fds=(write_end,), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    try:
+        number = b""
+        deadline = time.time() + 30
+        with os.fdopen(read_end, "rb") as pipe:
+            while not number.endswith(b"\n") and time.time() < deadline:
+                chunk = pipe.read(1)
+                if not chunk:
+                    break
+                number += chunk
+        if not number.strip():
+            pytest.fail("Xvfb did not report a display number")
+        yield ":" + number.decode().strip()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+class _Lines:
+    """Collects a subprocess's stdout lines in a thread, so the test can wait for them."""
+
+    def __init__(self, stream):
+        self.lines = queue.Queue()
+        self.seen = []
+        thread = threading.Thread(target=self._read, args=(stream,))
+        thread.daemon = True
+        thread.start()
+
+    def _read(self, stream):
+        for line in stream:
+            self.lines.put(line.rstrip("\n"))
+
+    def drain(self):
+        """Moves every line read so far into ``seen``."""
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+
+    def wait_for(self, predicate, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if predicate(line):
+                return line
+        raise AssertionError("timed out; output so far: %r" % self.seen)
+
+
+def _xdotool(display, *args):
+    subprocess.run(["xdotool"] + list(args), env=dict(os.environ, DISPLAY=display), check=True,
+                   timeout=30)
+
+
+def test_live_demo_redraws_after_strokes(x_display, small_results_dir, tmp_path):
+    screenshot = str(tmp_path / "shot.png")
+    env = dict(os.environ, DISPLAY=x_display)
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(REPO, "demo.py"), "--model-dir",
+         os.path.join(small_results_dir, "model"), "--log", "--screenshot", screenshot,
+         "--period", "20"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        universal_newlines=True)
+    try:
+        out = _Lines(process.stdout)
+        ready = out.wait_for(lambda line: line.startswith("ready:"), timeout=180)
+        x, y, width, height = map(int, re.search(
+            r"x=(\d+) y=(\d+) width=(\d+) height=(\d+)", ready).groups())
+        assert (width, height) == (500, 500)
+        out.wait_for(lambda line: line.startswith("saved screenshot"), timeout=60)
+        first = [line for line in out.seen if LOG_LINE.match(line)]
+        assert len(first) == 1  # The blank drawing, once; nothing changes, nothing re-runs.
+
+        # Draw two strokes with the left button, erase part of one with the right.
+        for points, button in ((((0.2, 0.2), (0.3, 0.5), (0.35, 0.8)), "1"),
+                               (((0.6, 0.2), (0.7, 0.5), (0.6, 0.8)), "1"),
+                               (((0.55, 0.4), (0.75, 0.4)), "3")):
+            px, py = points[0]
+            args = ["mousemove", str(x + int(px * width)), str(y + int(py * height)),
+                    "mousedown", button]
+            for px, py in points[1:]:
+                args += ["mousemove", str(x + int(px * width)), str(y + int(py * height))]
+            _xdotool(x_display, *(args + ["mouseup", button]))
+            time.sleep(0.3)
+        line = out.wait_for(lambda line: LOG_LINE.match(line) and
+                            int(LOG_LINE.match(line).group(1)) >= 2, timeout=60)
+        refresh, digits, elbo, _ = LOG_LINE.match(line).groups()
+        assert 0 <= int(digits) <= 3 and np.isfinite(float(elbo))
+        # Once the last stroke is processed, nothing changes: no more refreshes may come.
+        time.sleep(1.5)
+        out.drain()
+        count = len([l for l in out.seen if LOG_LINE.match(l)])
+        time.sleep(1.0)
+        out.drain()
+        assert len([l for l in out.seen if LOG_LINE.match(l)]) == count
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+    from PIL import Image
+    with Image.open(screenshot) as picture:
+        assert picture.size[0] >= 500 and picture.size[1] >= 500
+        assert not demo.is_blank(picture)
+
+
+def test_live_demo_sample_screenshot_and_exit(x_display, small_results_dir, small_data_dir,
+                                              tmp_path):
+    screenshot = str(tmp_path / "sample.png")
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "demo.py"), "--model-dir",
+         os.path.join(small_results_dir, "model"), "--sample", "1", "--data",
+         os.path.join(small_data_dir, "test.tfrecords"), "--screenshot", screenshot,
+         "--exit-after-screenshot"],
+        cwd=REPO, env=dict(os.environ, DISPLAY=x_display), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, universal_newlines=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "saved screenshot" in result.stdout
+    from PIL import Image
+    from air import records
+    sample = records.read_records(os.path.join(small_data_dir, "test.tfrecords")).images[1]
+    with Image.open(screenshot) as picture:
+        pixels = np.asarray(picture.convert("L"), np.float32) / 255.0
+    # The drawing area (10 px from the corner, 10x) shows the sample, one block per pixel.
+    # (Box outlines may cover a few blocks.)
+    area = pixels[15:515:10, 15:515:10]
+    assert np.mean(np.abs(area - sample) < 0.02) > 0.9

@@ -1,0 +1,395 @@
+"""evaluate.py and the box metrics of air/evaluation.py.
+
+The end-to-end check uses a hand-made checkpoint: every output layer's kernel is zero, so
+the biases alone fix what the model infers for any image (two live steps, both at one known
+box, a blank canvas, known posteriors), and the expected report follows in closed form.
+"""
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import evaluate
+from air import evaluation, records
+from air.config import AIRConfig, CONFIG_FILENAME
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A small model: the report depends on the output-layer biases only.
+TINY = dict(max_steps=2, rnn_units=8, vae_latent=3, vae_recognition_units=[8],
+            vae_generative_units=[8], z_where_hidden_units=4, z_pres_hidden_units=4)
+STEP = 1500                                  # global step saved in the checkpoint
+Z_PRES_LOG_ODDS = 2.0                        # > 0: every step finds an object
+Z_WHERE_MEAN = [0.0, -0.1, -0.1]             # scale 0.5 (25 px), top-left corner at (10, 10)
+Z_WHERE_RAW_STD = [-1.0, 0.5, 0.0]
+Z_WHAT_MEAN = [0.3, -0.2, 1.0]
+Z_WHAT_RAW_STD = [0.0, -2.0, 1.0]
+DECODER_LOGIT = -30.0                        # blank windows: the canvas is ~0 everywhere
+PREDICTED_BOX = (10, 10, 25, 25)
+
+# Hand-made records: (positions, boxes) per image, and the IoU of each true box with the
+# predicted box (two identical predicted boxes per image).
+DIGITS = [
+    ([], []),                                            # 0 digits
+    ([(10, 10)], [(25, 25)]),                            # the predicted box: IoU 1
+    ([(22, 10), (0, 40)], [(25, 25), (10, 10)]),         # 13 x 25 overlap: 325 / 925; 0
+    ([(38, 38)], [(12, 12)]),                            # disjoint: 0
+    ([(10, 10), (15, 15), (40, 0)], [(25, 25), (10, 10), (10, 10)]),  # 1; 100 / 625; 0
+]
+# Two predicted boxes per image, so at most the two best true boxes of an image are matched.
+MATCHED_IOUS = [1.0, 325.0 / 925.0, 0.0, 0.0, 1.0, 100.0 / 625.0]
+
+
+def _softplus(x):
+    return np.log1p(np.exp(x))
+
+
+def _log_sigmoid(x):
+    return -np.log1p(np.exp(-x))
+
+
+def _gaussian_kl(mean, std, prior_mean, prior_variance):
+    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    return 0.5 * (np.log(prior_variance) - 2 * np.log(std)
+                  + (std ** 2 + (mean - prior_mean) ** 2) / prior_variance - 1.0)
+
+
+def expected_negative_elbo(images, config, step):
+    """Closed-form negative ELBO of the hand-made model on each image."""
+    # Canvas ~ sigmoid(-30) ~ 1e-13, clipped to the model's tolerance 1e-6 (as float32).
+    p = np.float64(np.float32(1e-6))
+    reconstruction = -np.sum(images * np.log(p) + (1 - images) * np.log1p(-p), axis=(1, 2))
+    start, floor = config.z_pres_prior_log_odds_range
+    prior = max(start + np.log(config.z_pres_prior_odds_decay)
+                / config.z_pres_prior_odds_decay_steps * step, floor)
+    q = 1.0 / (1.0 + np.exp(-Z_PRES_LOG_ODDS))
+    kl_pres = (q * (_log_sigmoid(Z_PRES_LOG_ODDS) - _log_sigmoid(prior))
+               + (1 - q) * (_log_sigmoid(-Z_PRES_LOG_ODDS) - _log_sigmoid(-prior)))
+    where_std = _softplus(np.array(Z_WHERE_RAW_STD)) + 1e-4
+    kl_where = np.sum(_gaussian_kl(
+        Z_WHERE_MEAN, where_std,
+        np.array([config.scale_prior_mean, config.shift_prior_mean, config.shift_prior_mean]),
+        np.array([config.scale_prior_variance, config.shift_prior_variance,
+                  config.shift_prior_variance])))
+    what_std = _softplus(np.array(Z_WHAT_RAW_STD)) + 1e-4
+    kl_what = np.sum(_gaussian_kl(Z_WHAT_MEAN, what_std, 0.0, 1.0))
+    # Both steps ran and both found an object: every KL is charged twice.
+    return reconstruction + 2 * (kl_pres + kl_where + kl_what)
+
+
+def make_model_dir(folder, config, step=STEP):
+    """Saves a checkpoint whose output layers are fixed by the biases above, + config.json."""
+    from air.air_model import AIRModel
+    tf.disable_v2_behavior()
+    os.makedirs(folder, exist_ok=True)
+    with tf.Graph().as_default():
+        images = tf.placeholder(tf.float32, [None, config.canvas_height, config.canvas_width])
+        AIRModel(images, config, training=False)
+        global_step = tf.train.get_or_create_global_step()
+        biases = {
+            "z_pres": [Z_PRES_LOG_ODDS],
+            "z_where": Z_WHERE_MEAN + Z_WHERE_RAW_STD,
+            "vae_encoder": Z_WHAT_MEAN + Z_WHAT_RAW_STD,
+            "vae_decoder": [DECODER_LOGIT] * (config.window_size ** 2),
+        }
+        variables = {v.op.name: v for v in tf.global_variables()}
+        assignments = [tf.assign(global_step, step)]
+        for name, bias in biases.items():
+            kernel = variables["air/%s/output/weights" % name]
+            assignments += [tf.assign(kernel, tf.zeros_like(kernel)),
+                            tf.assign(variables["air/%s/output/biases" % name],
+                                      np.array(bias, np.float32))]
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            session.run(assignments)
+            tf.train.Saver(save_relative_paths=True).save(
+                session, os.path.join(folder, "model.ckpt"), global_step=step)
+    config.save(os.path.join(folder, CONFIG_FILENAME))
+    return folder
+
+
+def write_records(path, digits, size=50, seed=0):
+    """Writes images of random pixels with the given (positions, boxes) per image."""
+    rng = np.random.RandomState(seed)
+    images = rng.uniform(size=(len(digits), size, size)).astype(np.float32)
+    images *= rng.uniform(size=images.shape) < 0.2  # Mostly black, like MNIST canvases.
+    examples = []
+    for image, (positions, boxes) in zip(images, digits):
+        count = len(positions)
+        examples.append(dict(image=image, labels=np.arange(count), indices=np.arange(count),
+                             positions=np.array(positions, np.int32).reshape(-1, 2),
+                             boxes=np.array(boxes, np.int32).reshape(-1, 2)))
+    records.write_examples(path, examples)
+    return images
+
+
+@pytest.fixture(scope="module")
+def handmade(tmp_path_factory):
+    """(model folder, record file, images, config) of the hand-made model and data."""
+    root = str(tmp_path_factory.mktemp("handmade"))
+    config = AIRConfig.from_dict(TINY)
+    model_dir = make_model_dir(os.path.join(root, "model"), config)
+    data = os.path.join(root, "test.tfrecords")
+    images = write_records(data, DIGITS)
+    return model_dir, data, images, config
+
+
+def run_main(argv, capsys):
+    code = evaluate.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+# --- IoU and matching ---------------------------------------------------------------------
+
+def test_box_iou_of_known_overlaps():
+    a = (0, 0, 10, 10)
+    cases = [
+        ((0, 0, 10, 10), 1.0),              # identical
+        ((5, 0, 10, 10), 50.0 / 150.0),     # half shifted along x
+        ((5, 5, 10, 10), 25.0 / 175.0),     # quarter overlap
+        ((2, 2, 5, 5), 25.0 / 100.0),       # contained
+        ((10, 0, 10, 10), 0.0),             # touching edges
+        ((30, 30, 4, 4), 0.0),              # far away
+        ((0, 0, 0, 10), 0.0),               # no area
+    ]
+    iou = evaluation.box_iou([a], [b for b, _ in cases])
+    assert iou.shape == (1, len(cases))
+    np.testing.assert_allclose(iou[0], [v for _, v in cases], atol=1e-12)
+    # Symmetric, and fractional coordinates work (the model's boxes are not whole pixels).
+    np.testing.assert_allclose(evaluation.box_iou([b for b, _ in cases], [a])[:, 0], iou[0])
+    assert evaluation.box_iou([(0.5, 0, 1, 1)], [(0, 0, 1, 1)])[0, 0] == pytest.approx(1 / 3.)
+
+
+def test_box_iou_matches_a_naive_loop():
+    rng = np.random.RandomState(0)
+    a = np.concatenate([rng.uniform(0, 40, (7, 2)), rng.uniform(0, 20, (7, 2))], axis=1)
+    b = np.concatenate([rng.uniform(0, 40, (5, 2)), rng.uniform(0, 20, (5, 2))], axis=1)
+
+    def naive(p, q):
+        width = max(0.0, min(p[0] + p[2], q[0] + q[2]) - max(p[0], q[0]))
+        height = max(0.0, min(p[1] + p[3], q[1] + q[3]) - max(p[1], q[1]))
+        inter = width * height
+        return inter / (p[2] * p[3] + q[2] * q[3] - inter)
+
+    expected = np.array([[naive(p, q) for q in b] for p in a])
+    np.testing.assert_allclose(evaluation.box_iou(a, b), expected, rtol=1e-12)
+    assert evaluation.box_iou(a, np.zeros([0, 4])).shape == (7, 0)
+
+
+def test_matching_is_optimal_where_greedy_is_not():
+    # Boxes of equal height on one row: IoU is the 1-D overlap / union of the x intervals.
+    true = [(0, 0, 10, 10), (6, 0, 10, 10)]
+    predicted = [(1, 0, 10, 10),   # IoU 9/11 with true 0, 5/15 with true 1
+                 (-2, 0, 10, 10)]  # IoU 8/12 with true 0, 2/18 with true 1
+    # Greedy (best pair first) takes 0-0 and then 1-1: 9/11 + 2/18 = 0.93 < 5/15 + 8/12 = 1.
+    rows, columns, ious = evaluation.match_boxes(predicted, true)
+    pairs = sorted(zip(rows.tolist(), columns.tolist()))
+    assert pairs == [(0, 1), (1, 0)]
+    np.testing.assert_allclose(sorted(ious), sorted([5 / 15., 8 / 12.]))
+
+
+def test_matching_agrees_with_brute_force():
+    rng = np.random.RandomState(1)
+    for trial in range(30):
+        n_pred, n_true = rng.randint(0, 4), rng.randint(0, 4)
+        predicted = np.concatenate([rng.uniform(0, 20, (n_pred, 2)),
+                                    rng.uniform(4, 20, (n_pred, 2))], axis=1)
+        true = np.concatenate([rng.uniform(0, 20, (n_true, 2)),
+                               rng.uniform(4, 20, (n_true, 2))], axis=1)
+        rows, columns, ious = evaluation.match_boxes(predicted, true)
+        assert len(rows) == len(columns) == len(ious) == min(n_pred, n_true)
+        assert len(set(rows.tolist())) == len(rows) and len(set(columns.tolist())) == len(columns)
+        iou = evaluation.box_iou(predicted, true)
+        best = 0.0
+        if n_pred <= n_true:
+            for chosen in itertools.permutations(range(n_true), n_pred):
+                best = max(best, sum(iou[i, j] for i, j in enumerate(chosen)))
+        else:
+            for chosen in itertools.permutations(range(n_pred), n_true):
+                best = max(best, sum(iou[i, j] for j, i in enumerate(chosen)))
+        assert np.sum(ious) == pytest.approx(best, abs=1e-9)
+
+
+def test_box_metrics_pool_matched_pairs_and_count_every_true_digit():
+    pad = records.PAD
+    predictions = {
+        "true_counts": np.array([2, 1, 0]),
+        "true_positions": np.array([[[0, 0], [20, 20]], [[0, 0], [pad, pad]],
+                                    [[pad, pad], [pad, pad]]]),
+        "true_boxes": np.array([[[10, 10], [10, 10]], [[10, 10], [pad, pad]],
+                                [[pad, pad], [pad, pad]]]),
+        # Image 0: one live box on the first digit (the second is missed); image 1: a box
+        # shifted by half (IoU 1/3) and a dead step far away; image 2: a spurious box.
+        "boxes": np.array([[[0, 0, 10, 10], [20, 20, 10, 10]],
+                           [[5, 0, 10, 10], [0, 0, 10, 10]],
+                           [[0, 0, 10, 10], [0, 0, 10, 10]]], np.float32),
+        "live": np.array([[1, 0], [1, 0], [1, 0]], np.float32),
+    }
+    metrics = evaluation.box_metrics(predictions)
+    assert metrics["mean_iou"] == pytest.approx((1.0 + 1 / 3.) / 2)
+    assert metrics["box_recall_iou50"] == pytest.approx(1 / 3.)
+    predictions["live"][:] = 0
+    assert evaluation.box_metrics(predictions) == {"mean_iou": None, "box_recall_iou50": 0.0}
+
+
+# --- evaluate.py end to end ---------------------------------------------------------------
+
+def test_report_of_handmade_model(handmade, tmp_path, capsys):
+    model_dir, data, images, config = handmade
+    out_json = str(tmp_path / "report.json")
+    code, out, err = run_main(["--model-dir", model_dir, "--data", data, "--json", out_json,
+                               "--batch-size", "2"], capsys)
+    assert code == 0, err
+    with open(out_json) as f:
+        report = json.load(f)
+    assert list(report) == list(evaluation.REPORT_KEYS)
+    assert report["images"] == 5
+    # Every image: two steps, two objects. Only the 2-digit image is counted right.
+    assert report["count_accuracy"] == pytest.approx(0.2)
+    assert report["count_accuracy_by_digits"] == {"0": 0.0, "1": 0.0, "2": 1.0, "3": 0.0}
+    assert report["confusion"] == [[0, 0, 1], [0, 0, 2], [0, 0, 1], [0, 0, 1]]
+    assert report["mean_iou"] == pytest.approx(np.mean(MATCHED_IOUS), abs=1e-5)
+    assert report["box_recall_iou50"] == pytest.approx(2 / 7.)
+    expected = -np.mean(expected_negative_elbo(images.astype(np.float64), config, STEP))
+    # Absolute: a KL term counted once instead of twice would be off by about 13.
+    assert report["elbo"] == pytest.approx(expected, abs=0.05)
+    # The table shows the same numbers.
+    assert "(iteration %d)" % STEP in out and "0.2000" in out
+    assert "%.4f" % report["mean_iou"] in out and "%.2f" % report["elbo"] in out
+
+
+def test_predicted_boxes_are_the_designed_box(handmade):
+    model_dir, data, images, config = handmade
+    checkpoint, _ = evaluation.find_checkpoint(model_dir)
+    inferred = evaluation.infer(config, checkpoint, images[:2])
+    np.testing.assert_allclose(inferred["boxes"], np.tile(PREDICTED_BOX, (2, 2, 1)), atol=1e-4)
+    np.testing.assert_array_equal(inferred["live"], np.ones((2, 2)))
+    assert np.all(inferred["canvas"] < 1e-6)
+
+
+def test_checkpoint_prefix_and_results_folder_are_accepted(handmade, capsys):
+    model_dir, data, _, _ = handmade
+    prefix = os.path.join(model_dir, "model.ckpt-%d" % STEP)
+    code, out, err = run_main(["--model-dir", prefix, "--data", data], capsys)
+    assert code == 0, err
+    assert prefix in out
+    # A training results folder: its model/ subfolder is used.
+    code, out, err = run_main(["--model-dir", os.path.dirname(model_dir), "--data", data], capsys)
+    assert code == 0, err
+
+
+def test_evaluate_agrees_with_training_heldout_metrics(small_results_dir, small_data_dir,
+                                                      tmp_path, capsys):
+    out_json = str(tmp_path / "r.json")
+    code, _, err = run_main(["--model-dir", os.path.join(small_results_dir, "model"),
+                             "--data", os.path.join(small_data_dir, "test.tfrecords"),
+                             "--json", out_json], capsys)
+    assert code == 0, err
+    with open(out_json) as f:
+        report = json.load(f)
+    with open(os.path.join(small_results_dir, "metrics.csv")) as f:
+        header, *rows = [line.strip().split(",") for line in f]
+    last = dict(zip(header, rows[-1]))
+    assert report["images"] == 90
+    assert report["count_accuracy"] == pytest.approx(float(last["heldout_accuracy"]), abs=1e-4)
+    assert report["elbo"] == pytest.approx(float(last["heldout_elbo"]), abs=2e-3)
+    for k in ("0", "1", "2"):
+        assert report["count_accuracy_by_digits"][k] == pytest.approx(
+            float(last["heldout_accuracy_" + k]), abs=1e-4)
+    assert sum(map(sum, report["confusion"])) == 90
+
+
+# --- bad inputs ---------------------------------------------------------------------------
+
+def test_missing_model_dir(handmade, tmp_path, capsys):
+    _, data, _, _ = handmade
+    code, _, err = run_main(["--model-dir", str(tmp_path / "nope"), "--data", data], capsys)
+    assert_one_line_error(code, err, "does not exist")
+    code, _, err = run_main(["--model-dir", str(tmp_path), "--data", data], capsys)
+    assert_one_line_error(code, err, "no checkpoint in")
+
+
+def test_missing_config(handmade, tmp_path, capsys):
+    model_dir, data, _, _ = handmade
+    copy = str(tmp_path / "model")
+    shutil.copytree(model_dir, copy)
+    os.remove(os.path.join(copy, CONFIG_FILENAME))
+    code, _, err = run_main(["--model-dir", copy, "--data", data], capsys)
+    assert_one_line_error(code, err, "no config.json")
+
+
+def test_config_that_does_not_match_the_checkpoint(handmade, tmp_path, capsys):
+    model_dir, data, _, config = handmade
+    copy = str(tmp_path / "model")
+    shutil.copytree(model_dir, copy)
+    config.replace(rnn_units=16).save(os.path.join(copy, CONFIG_FILENAME))
+    code, _, err = run_main(["--model-dir", copy, "--data", data], capsys)
+    assert_one_line_error(code, err, "does not match its config.json", "air/lstm/")
+    # A variable the checkpoint lacks altogether (the CNN encoder).
+    config.replace(cnn_encoder=True).save(os.path.join(copy, CONFIG_FILENAME))
+    code, _, err = run_main(["--model-dir", copy, "--data", data], capsys)
+    assert_one_line_error(code, err, "has no variable air/cnn_encoder")
+    # An invalid config.json.
+    with open(os.path.join(copy, CONFIG_FILENAME), "w") as f:
+        f.write('{"rnn_unitz": 3}')
+    code, _, err = run_main(["--model-dir", copy, "--data", data], capsys)
+    assert_one_line_error(code, err, "unknown config field")
+
+
+def test_bad_data_files(handmade, tmp_path, capsys):
+    model_dir, _, _, _ = handmade
+    code, _, err = run_main(["--model-dir", model_dir, "--data", str(tmp_path / "x.tfrecords")],
+                            capsys)
+    assert_one_line_error(code, err, "not found")
+
+    small = str(tmp_path / "small.tfrecords")
+    write_records(small, [([(1, 1)], [(5, 5)])], size=40)
+    code, _, err = run_main(["--model-dir", model_dir, "--data", small], capsys)
+    assert_one_line_error(code, err, "40x40", "50x50")
+
+    garbage = str(tmp_path / "garbage.tfrecords")
+    with open(garbage, "wb") as f:
+        f.write(os.urandom(300))
+    code, _, err = run_main(["--model-dir", model_dir, "--data", garbage], capsys)
+    assert_one_line_error(code, err, garbage)
+
+    empty = str(tmp_path / "empty.tfrecords")
+    open(empty, "wb").close()
+    code, _, err = run_main(["--model-dir", model_dir, "--data", empty], capsys)
+    assert_one_line_error(code, err, "no records")
+
+    code, _, err = run_main(["--model-dir", model_dir, "--data", small, "--batch-size", "0"],
+                            capsys)
+    assert_one_line_error(code, err, "--batch-size")
+    code, _, err = run_main(["--model-dir", model_dir, "--data", small,
+                             "--json", str(tmp_path / "no" / "r.json")], capsys)
+    assert_one_line_error(code, err, "does not exist")
+
+
+def test_command_line(tmp_path):
+    """The real script: --help, and a bad input gives exactly one line on stderr."""
+    run = lambda *args: subprocess.run([sys.executable, "evaluate.py"] + list(args), cwd=REPO,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       universal_newlines=True, timeout=300)
+    shown = run("--help")
+    assert shown.returncode == 0 and "--model-dir" in shown.stdout and "--json" in shown.stdout
+    failed = run("--model-dir", str(tmp_path), "--data", str(tmp_path / "missing.tfrecords"))
+    assert failed.returncode == 2
+    assert failed.stderr.strip().splitlines() == [
+        "error: data file %s not found (make it with `make data` or multi_mnist.py)"
+        % (tmp_path / "missing.tfrecords")]

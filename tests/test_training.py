@@ -1,0 +1,193 @@
+"""training.py end to end on the small generated data set: results folder, summaries,
+interruption by SIGTERM and --resume, refusal to overwrite a run, --seed repeatability.
+"""
+import csv
+import glob
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import training
+from air import evaluation
+from air.config import AIRConfig, CONFIG_FILENAME
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A small model, so the runs of these tests spend their time in start-up, not in training.
+TINY = ["--rnn-units", "16", "--vae-latent", "4", "--vae-recognition-units", "16",
+        "--vae-generative-units", "16", "--z-where-hidden-units", "8",
+        "--z-pres-hidden-units", "8", "--batch-size", "8"]
+PROGRESS_LINE = re.compile(r"^it (\d+)/(\d+)  epoch [\d.]+  [\d.]+ it/s  ETA \S+  loss [-\d.]+",
+                           re.M)
+
+
+def read_metrics(results_dir):
+    with open(os.path.join(results_dir, "metrics.csv"), newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], rows[1:]
+
+
+def read_events(summary_dir):
+    """{tag: {step: value or summary kind}} of every event file in the folder."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(summary_dir, "events.out.tfevents.*"))):
+        for event in tf.train.summary_iterator(path):
+            for value in event.summary.value:
+                kind = value.WhichOneof("value")
+                found.setdefault(value.tag, {})[event.step] = (
+                    value.simple_value if kind == "simple_value" else kind)
+    return found
+
+
+def latest_step(results_dir):
+    checkpoint, _ = evaluation.find_checkpoint(os.path.join(results_dir, "model"))
+    return evaluation.checkpoint_step(checkpoint)
+
+
+def test_results_folder_layout(small_results_dir):
+    source = os.path.join(small_results_dir, "source")
+    for name in ("training.py", "requirements.txt", "air/__init__.py", "air/air_model.py",
+                 "air/evaluation.py"):
+        assert os.path.isfile(os.path.join(source, name)), name
+    assert not glob.glob(os.path.join(source, "air", "__pycache__"))
+    model = os.path.join(small_results_dir, "model")
+    assert AIRConfig.load(os.path.join(model, CONFIG_FILENAME)) == AIRConfig()
+    assert latest_step(small_results_dir) == 30
+
+    header, rows = read_metrics(small_results_dir)
+    assert tuple(header) == training.METRIC_COLUMNS
+    assert [int(r[0]) for r in rows] == [15, 30]
+    for row in rows:
+        values = dict(zip(header, map(float, row)))
+        assert values["epoch"] == pytest.approx(values["iteration"] * 64 / 300.0, abs=1e-3)
+        assert values["loss"] == pytest.approx(
+            values["reconstruction"] + values["kl_z_pres"] + values["kl_z_where"]
+            + values["kl_z_what"], rel=1e-3)
+        for name in ("train_accuracy", "heldout_accuracy", "heldout_accuracy_0"):
+            assert 0.0 <= values[name] <= 1.0
+        assert values["skipped_updates"] == 0
+        assert np.isfinite(values["heldout_elbo"]) and values["heldout_elbo"] < 0
+
+
+def test_summaries_hold_the_expected_tags(small_results_dir):
+    events = read_events(os.path.join(small_results_dir, "summary"))
+    # Every summary group runs at iteration 0 (the periods all divide 0).
+    for tag in ("loss/negative_elbo", "loss/reconstruction", "loss/kl_z_pres", "loss/kl_z_where",
+                "loss/kl_z_what", "accuracy/all", "accuracy/0_digits", "accuracy/2_digits",
+                "steps/average_digits_found", "optimiser/skipped_updates",
+                "optimiser/gradient_global_norm", "z_pres/prior_log_odds"):
+        assert isinstance(events[tag][0], float), tag
+    assert events["attention/image/0"][0] == "image"
+    histograms = [tag for tag, steps in events.items() if steps.get(0) == "histo"]
+    assert any(t.startswith("variables/air/") for t in histograms)
+    assert any(t.startswith("gradients/air/") for t in histograms)
+    assert "z_pres/step_1" in histograms and "z_where/scale_step_1" in histograms
+    # Held-out evaluation under its own prefix, at the evaluation iterations, matching the CSV.
+    header, rows = read_metrics(small_results_dir)
+    for row in rows:
+        values = dict(zip(header, row))
+        step = int(values["iteration"])
+        assert events["heldout/accuracy/all"][step] == pytest.approx(
+            float(values["heldout_accuracy"]), abs=1e-4)
+        assert events["heldout/accuracy/1_digits"][step] == pytest.approx(
+            float(values["heldout_accuracy_1"]), abs=1e-4)
+        assert events["heldout/elbo"][step] == pytest.approx(float(values["heldout_elbo"]),
+                                                              abs=1e-2)
+
+
+def test_sigterm_saves_and_resume_continues(small_data_dir, tmp_path, capsys):
+    results = str(tmp_path / "run")
+    common = ["--data-dir", small_data_dir, "--results-dir", results, "--seed", "3",
+              "--eval-batch-size", "90", "--eval-every", "1000000"] + TINY
+    log_path = str(tmp_path / "log.txt")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "training.py"] + common
+            + ["--max-iterations", "1000000", "--progress-seconds", "0"],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.time() + 300
+        while not PROGRESS_LINE.search(open(log_path).read()):
+            assert process.poll() is None, "training stopped early:\n" + open(log_path).read()
+            assert time.time() < deadline, "no progress line in 300 s"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    log = open(log_path).read()
+    assert code == 0, log
+    saved = latest_step(results)
+    assert saved >= 1
+    assert ("SIGTERM received: saved %s; continue with --resume"
+            % os.path.join(results, "model", "model.ckpt-%d" % saved)) in log
+    last_progress = int(PROGRESS_LINE.findall(log)[-1][0])
+    assert last_progress <= saved
+
+    # A plain start into the folder is refused, in one line, before anything is written.
+    assert training.main(common + ["--max-iterations", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "use --resume" in err[0], err
+    # So is resuming with a different model configuration.
+    assert training.main(common + ["--resume", "--rnn-units", "32"]) == 2
+    assert "differs in rnn_units" in capsys.readouterr().err
+
+    # --resume continues from the saved iteration (global step, optimiser state and
+    # schedule come from the checkpoint) and finishes the run.
+    target = saved + 3
+    assert training.main(common + ["--resume", "--max-iterations", str(target),
+                                   "--progress-seconds", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "resumed from %s" % os.path.join(results, "model", "model.ckpt-%d" % saved) in out
+    assert "finished %d iterations" % target in out
+    assert "it %d/%d" % (target, target) in out
+    assert latest_step(results) == target
+    # The first session's code stays in source/; the resumed session's is added beside it.
+    assert os.path.isfile(os.path.join(results, "source", "air", "air_model.py"))
+    assert glob.glob(os.path.join(results, "source", "resumed-*", "air", "air_model.py"))
+    checkpoint, _ = evaluation.find_checkpoint(os.path.join(results, "model"))
+    # Adam's beta1^t (its scope depends on where the optimiser was built): every update seen.
+    beta1_power = [name for name, _ in tf.train.list_variables(checkpoint)
+                   if name.endswith("beta1_power")]
+    assert len(beta1_power) == 1, beta1_power
+    assert tf.train.load_variable(checkpoint, beta1_power[0]) == pytest.approx(
+        0.9 ** target, rel=1e-4)
+    header, rows = read_metrics(results)
+    assert tuple(header) == training.METRIC_COLUMNS
+    assert [int(r[0]) for r in rows] == [target]
+
+
+def test_resume_without_a_checkpoint_and_missing_data_are_refused(small_data_dir, tmp_path,
+                                                                   capsys):
+    code = training.main(["--data-dir", small_data_dir, "--results-dir", str(tmp_path / "r"),
+                          "--resume"])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: --resume: no checkpoint in")
+    code = training.main(["--data-dir", str(tmp_path), "--results-dir", str(tmp_path / "r")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.tfrecords" in err[0] and "make data" in err[0]
+
+
+def test_seed_repeats_the_first_iterations(small_data_dir, tmp_path, capsys):
+    rows = []
+    for name in ("a", "b"):
+        results = str(tmp_path / name)
+        assert training.main(["--data-dir", small_data_dir, "--results-dir", results,
+                              "--seed", "11", "--max-iterations", "4", "--eval-every", "2",
+                              "--eval-batch-size", "90", "--progress-seconds", "60"] + TINY) == 0
+        header, values = read_metrics(results)
+        rows.append(np.array([[float(v) for k, v in zip(header, row) if k != "wall_time"]
+                              for row in values]))
+    capsys.readouterr()
+    assert rows[0].shape == (2, len(training.METRIC_COLUMNS) - 1)
+    np.testing.assert_allclose(rows[0], rows[1], rtol=1e-4, atol=1e-3)

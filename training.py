@@ -1,0 +1,377 @@
+"""Trains AIR on multi-MNIST: checkpoints, TensorBoard summaries, held-out accuracy, resume.
+
+    python training.py [--data-dir multi_mnist_data/] [--results-dir air_results/] [--resume]
+                       [--max-iterations N | --epochs N] [--<any AIRConfig field> VALUE ...]
+
+Results folder: source/ (snapshot of the running code), model/ (checkpoints + config.json),
+summary/ (TensorBoard events: training under their group names, held-out under heldout/),
+metrics.csv (one row per held-out evaluation). Ctrl-C / SIGTERM save a checkpoint and exit.
+"""
+import argparse
+import csv
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+SOURCE_FILES = ("training.py", "evaluate.py", "multi_mnist.py", "demo.py", "embeddings.py",
+                "charts.py", "bench.py", "requirements.txt", "Makefile", "README.md")
+METRIC_COLUMNS = ("iteration", "wall_time", "epoch", "loss", "reconstruction", "kl_z_pres",
+                  "kl_z_where", "kl_z_what", "train_accuracy", "skipped_updates",
+                  "heldout_accuracy", "heldout_accuracy_0", "heldout_accuracy_1",
+                  "heldout_accuracy_2", "heldout_elbo")
+CHECKPOINT_NAME = "model.ckpt"
+
+
+class TrainingError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def build_parser():
+    from air.config import config_fields
+    parser = argparse.ArgumentParser(
+        description="Train continuous-relaxation AIR on multi-MNIST.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run = parser.add_argument_group("run")
+    run.add_argument("--data-dir", default="multi_mnist_data/",
+                     help="folder with train.tfrecords and test.tfrecords (multi_mnist.py)")
+    run.add_argument("--results-dir", default="air_results/", help="where everything is written")
+    run.add_argument("--resume", action="store_true",
+                     help="continue from the latest checkpoint in --results-dir")
+    run.add_argument("--epochs", type=float, default=300, help="passes over the training set")
+    run.add_argument("--max-iterations", type=int, default=None,
+                     help="stop after this many iterations (overrides --epochs)")
+    run.add_argument("--seed", type=int, default=None, help="graph, shuffle and sampler seed")
+    run.add_argument("--eval-every", type=int, default=1000,
+                     help="iterations between held-out evaluations")
+    run.add_argument("--eval-batch-size", type=int, default=500)
+    run.add_argument("--scalars-every", type=int, default=50)
+    run.add_argument("--variables-every", type=int, default=250)
+    run.add_argument("--images-every", type=int, default=500)
+    run.add_argument("--gradients-every", type=int, default=100)
+    run.add_argument("--save-every", type=int, default=10000, help="iterations between checkpoints")
+    run.add_argument("--keep-checkpoints", type=int, default=5)
+    run.add_argument("--progress-seconds", type=float, default=5.0,
+                     help="seconds between progress lines")
+    run.add_argument("--max-skipped-in-a-row", type=int, default=100,
+                     help="stop when this many updates in a row had a non-finite loss")
+    run.add_argument("--threads", type=int, default=0,
+                     help="TensorFlow intra/inter-op threads (0: TensorFlow's choice)")
+
+    model = parser.add_argument_group(
+        "model configuration (defaults: the published configuration; see air/config.py)")
+    for name, kind, default, help_text in config_fields():
+        flag = "--" + name.replace("_", "-")
+        shown = list(default) if isinstance(default, tuple) else default
+        help_text = "%s (default: %s)" % (help_text, shown)
+        if kind is bool:
+            model.add_argument(flag, dest=name, type=_parse_bool, metavar="true|false",
+                               default=argparse.SUPPRESS, help=help_text)
+        elif isinstance(default, tuple):
+            model.add_argument(flag, dest=name, type=int, nargs="+", default=argparse.SUPPRESS,
+                               help=help_text)
+        else:
+            model.add_argument(flag, dest=name, type=kind, default=argparse.SUPPRESS,
+                               help=help_text)
+    return parser
+
+
+def _parse_bool(text):
+    value = text.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError("expected true or false, got %r" % text)
+
+
+def _config_overrides(args):
+    from air.config import config_fields
+    return {name: getattr(args, name) for name, _, _, _ in config_fields() if hasattr(args, name)}
+
+
+def snapshot_source(destination):
+    """Copies the running code (package, scripts, requirements) and the git commit.
+
+    A resumed run keeps the first session's snapshot and adds its own code beside it, in
+    ``resumed-<date>-<time>/``: the weights come from every session's code.
+    """
+    root = os.path.dirname(os.path.abspath(__file__))
+    if os.path.exists(os.path.join(destination, "air")):
+        base = os.path.join(destination, "resumed-" + time.strftime("%Y%m%d-%H%M%S"))
+        destination, suffix = base, 1
+        while os.path.exists(destination):
+            suffix += 1
+            destination = "%s-%d" % (base, suffix)
+    os.makedirs(destination, exist_ok=True)
+    shutil.copytree(os.path.join(root, "air"), os.path.join(destination, "air"),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in SOURCE_FILES:
+        if os.path.isfile(os.path.join(root, name)):
+            shutil.copy2(os.path.join(root, name), destination)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, universal_newlines=True, check=True)
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=root,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                universal_newlines=True, check=True)
+        with open(os.path.join(destination, "GIT_COMMIT"), "w") as f:
+            f.write(commit.stdout)
+            if status.stdout.strip():
+                f.write("uncommitted changes:\n" + status.stdout)
+    except (OSError, subprocess.CalledProcessError):
+        pass  # Not a git checkout: the copied files are the record.
+
+
+def count_records(path):
+    from air import records
+    return sum(1 for _ in records.iterate_records(path))
+
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between iterations."""
+
+    def __init__(self):
+        self.signal_name = None
+        self._previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def _handle(self, signum, frame):
+        self.signal_name = signal.Signals(signum).name
+
+    def restore(self):
+        """Puts back the previous handlers (main() is also called in-process, from tests)."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def format_duration(seconds):
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return "%dh%02dm" % (hours, rest // 60) if hours else "%dm%02ds" % divmod(rest, 60)
+
+
+def prepare_results(args):
+    """Checks and creates the results folder; returns (config, model_dir, summary_dir)."""
+    from air.config import AIRConfig, CONFIG_FILENAME
+    import tensorflow.compat.v1 as tf
+    model_dir = os.path.join(args.results_dir, "model")
+    summary_dir = os.path.join(args.results_dir, "summary")
+    has_checkpoint = tf.train.latest_checkpoint(model_dir) is not None
+    overrides = _config_overrides(args)
+    if args.resume:
+        if not has_checkpoint:
+            raise TrainingError("--resume: no checkpoint in %s" % model_dir)
+        try:
+            config = AIRConfig.load(os.path.join(model_dir, CONFIG_FILENAME))
+            differing = sorted(k for k, v in overrides.items()
+                               if AIRConfig.from_dict(dict(config.to_dict(), **{k: v})) != config)
+        except (ValueError, IOError) as error:
+            raise TrainingError("--resume: %s" % error)
+        if differing:
+            raise TrainingError("--resume: the saved config.json differs in %s; start a new "
+                                "--results-dir to change it" % ", ".join(differing))
+    else:
+        if has_checkpoint:
+            raise TrainingError("%s already holds checkpoints: use --resume to continue, or "
+                                "another --results-dir" % model_dir)
+        try:
+            config = AIRConfig.from_dict(overrides)
+        except ValueError as error:
+            raise TrainingError(error)
+    os.makedirs(model_dir, exist_ok=True)
+    os.makedirs(summary_dir, exist_ok=True)
+    config.save(os.path.join(model_dir, CONFIG_FILENAME))
+    snapshot_source(os.path.join(args.results_dir, "source"))
+    return config, model_dir, summary_dir
+
+
+def train(args):
+    import tensorflow.compat.v1 as tf
+    tf.disable_v2_behavior()
+    tf.logging.set_verbosity(tf.logging.ERROR)
+    from air import records
+
+    train_path = os.path.join(args.data_dir, "train.tfrecords")
+    test_path = os.path.join(args.data_dir, "test.tfrecords")
+    for path in (train_path, test_path):
+        if not os.path.isfile(path):
+            raise TrainingError("missing %s: run `make data` (multi_mnist.py) first" % path)
+    height, width = records.image_shape(train_path)
+    config, model_dir, summary_dir = prepare_results(args)
+    if (height, width) != (config.canvas_height, config.canvas_width):
+        raise TrainingError("%s holds %dx%d images but the config expects %dx%d" % (
+            train_path, height, width, config.canvas_height, config.canvas_width))
+
+    train_images = count_records(train_path)
+    iterations_per_epoch = train_images / float(config.batch_size)
+    max_iterations = (args.max_iterations if args.max_iterations is not None
+                      else int(math.ceil(args.epochs * iterations_per_epoch)))
+
+    with tf.Graph().as_default():
+        _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
+                     iterations_per_epoch, max_iterations)
+
+
+def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
+                 iterations_per_epoch, max_iterations):
+    """Builds the training graph in the current default graph and runs the loop."""
+    import numpy as np
+    import tensorflow.compat.v1 as tf
+    from air import records, summaries
+    from air.air_model import AIRModel
+    from air.evaluation import HeldOutEvaluator
+    from air.optimization import build_train_op
+
+    height, width = config.canvas_height, config.canvas_width
+    if args.seed is not None:
+        tf.set_random_seed(args.seed)
+        np.random.seed(args.seed)
+    global_step = tf.train.get_or_create_global_step()
+    dataset = records.batched_dataset(train_path, config.batch_size, shuffle=True, repeat=True,
+                                      seed=args.seed, height=height, width=width,
+                                      drop_remainder=True)
+    batch = tf.data.make_one_shot_iterator(dataset).get_next()
+    model = AIRModel(batch["image"], config, training=True, true_counts=batch["digits"],
+                     global_step=global_step)
+    train_ops = build_train_op(model.loss, config, global_step)
+    evaluator = HeldOutEvaluator(config, test_path, args.eval_batch_size, global_step)
+
+    summary_ops = {
+        "scalars": (args.scalars_every, summaries.scalar_summaries(
+            model, train_ops, tf.constant(config.learning_rate))),
+        "variables": (args.variables_every, summaries.variable_summaries(model)),
+        "gradients": (args.gradients_every, summaries.gradient_summaries(train_ops)),
+        "images": (args.images_every, summaries.image_summaries(model)),
+    }
+    fetches = {"step": train_ops.train_op, "finite": train_ops.update_is_finite,
+               "loss": model.loss,
+               "terms": [tf.reduce_mean(t) for t in (model.reconstruction_loss, model.kl_z_pres,
+                                                     model.kl_z_where, model.kl_z_what)],
+               "accuracy": model.accuracy, "skipped": train_ops.skipped_updates}
+    saver = tf.train.Saver(max_to_keep=args.keep_checkpoints, save_relative_paths=True)
+    session_config = tf.ConfigProto(intra_op_parallelism_threads=args.threads,
+                                    inter_op_parallelism_threads=args.threads)
+
+    stop = StopRequest()
+    with tf.Session(config=session_config) as session:
+        latest = tf.train.latest_checkpoint(model_dir)
+        if args.resume:
+            saver.restore(session, latest)
+            print("resumed from %s" % latest, flush=True)
+        else:
+            session.run(tf.global_variables_initializer())
+        step = int(session.run(global_step))
+        writer = tf.summary.FileWriter(summary_dir, session.graph if step == 0 else None)
+        # Events past the resumed step (written before an interruption) are superseded.
+        writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), step)
+        metrics_path = os.path.join(args.results_dir, "metrics.csv")
+        new_metrics = not os.path.isfile(metrics_path)
+        metrics_file = open(metrics_path, "a", newline="")
+        metrics = csv.writer(metrics_file)
+        if new_metrics:
+            metrics.writerow(METRIC_COLUMNS)
+
+        def save():
+            path = saver.save(session, os.path.join(model_dir, CHECKPOINT_NAME), global_step=step)
+            writer.flush()
+            metrics_file.flush()
+            return path
+
+        last_checkpoint = latest
+        window = []  # training fetches since the last metrics row
+        heldout = {}
+        skipped_in_a_row = 0
+        start_step, start_time = step, time.time()
+        last_progress = 0.0
+        exit_message = None
+        try:
+            while step < max_iterations:
+                if stop.signal_name:
+                    exit_message = "%s received" % stop.signal_name
+                    break
+                run_fetches = dict(fetches)
+                for name, (period, op) in summary_ops.items():
+                    if period > 0 and step % period == 0:
+                        run_fetches[name] = op
+                result = session.run(run_fetches)
+                for name in summary_ops:
+                    if name in result:
+                        writer.add_summary(result[name], step)
+                step += 1
+                if result["finite"]:
+                    skipped_in_a_row = 0
+                    window.append([result["loss"]] + result["terms"] + [result["accuracy"]])
+                else:
+                    skipped_in_a_row += 1
+                    if skipped_in_a_row >= args.max_skipped_in_a_row:
+                        raise TrainingError(
+                            "%d updates in a row had a non-finite loss (iteration %d); last good "
+                            "checkpoint: %s" % (skipped_in_a_row, step, last_checkpoint))
+
+                if step % args.eval_every == 0 or step == max_iterations:
+                    heldout = evaluator.count_metrics(session)
+                    heldout["iteration"] = step
+                    _write_heldout_summary(tf, writer, heldout, step)
+                    means = np.mean(window, axis=0) if window else [float("nan")] * 6
+                    by = heldout["count_accuracy_by_digits"]
+                    metrics.writerow([step, "%.1f" % time.time(), "%.3f" % (step / iterations_per_epoch)]
+                                     + ["%.4f" % v for v in means]
+                                     + [int(result["skipped"]), "%.4f" % heldout["count_accuracy"]]
+                                     + ["%.4f" % by.get(str(k), float("nan")) for k in range(3)]
+                                     + ["%.3f" % heldout["elbo"]])
+                    metrics_file.flush()
+                    window = []
+                if step % args.save_every == 0:
+                    last_checkpoint = save()
+
+                now = time.time()
+                if now - last_progress >= args.progress_seconds or step == max_iterations:
+                    last_progress = now
+                    rate = (step - start_step) / max(now - start_time, 1e-9)
+                    eta = (max_iterations - step) / rate if rate > 0 else float("inf")
+                    line = ("it %d/%d  epoch %.2f  %.1f it/s  ETA %s  loss %.1f  skipped %d"
+                            % (step, max_iterations, step / iterations_per_epoch, rate,
+                               format_duration(eta), result["loss"], result["skipped"]))
+                    if heldout:
+                        line += "  held-out acc %.4f (it %d)" % (heldout["count_accuracy"],
+                                                                heldout["iteration"])
+                    print(line, flush=True)
+        finally:
+            path = save()
+            writer.close()
+            metrics_file.close()
+            stop.restore()
+        if exit_message:
+            print("%s: saved %s; continue with --resume" % (exit_message, path), flush=True)
+        else:
+            print("finished %d iterations; saved %s" % (step, path), flush=True)
+
+
+def _write_heldout_summary(tf, writer, heldout, step):
+    values = [tf.Summary.Value(tag="heldout/accuracy/all", simple_value=heldout["count_accuracy"]),
+              tf.Summary.Value(tag="heldout/elbo", simple_value=heldout["elbo"])]
+    for k, accuracy in sorted(heldout["count_accuracy_by_digits"].items()):
+        values.append(tf.Summary.Value(tag="heldout/accuracy/%s_digits" % k, simple_value=accuracy))
+    writer.add_summary(tf.Summary(value=values), step)
+    writer.flush()
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        train(args)
+    except TrainingError as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

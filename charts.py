@@ -120,10 +120,13 @@ def draw_samples(results_dir, data_arg, count, path, dpi):
     import tensorflow.compat.v1 as tf
     tf.logging.set_verbosity(tf.logging.ERROR)
     tf.disable_v2_behavior()
-    from air import evaluation, plots, records
+    from air import evaluation, inference, plots, records
 
+    model_dir = os.path.join(results_dir, "model")
+    if not os.path.isdir(model_dir):
+        return "samples skipped: no checkpoint in %s" % model_dir
     try:
-        checkpoint, config_path = evaluation.find_checkpoint(os.path.join(results_dir, "model"))
+        checkpoint, config_path = evaluation.find_checkpoint(model_dir)
         config = evaluation.load_config(config_path)
     except evaluation.CheckpointError as error:
         return "samples skipped: %s" % error
@@ -147,8 +150,9 @@ def draw_samples(results_dir, data_arg, count, path, dpi):
     chosen = pick_samples(data.digits, count)
     images = data.images[chosen]
     try:
-        inferred = evaluation.infer(config, checkpoint, images)
-    except evaluation.CheckpointError as error:
+        with inference.LoadedModel(os.path.dirname(checkpoint), checkpoint) as model:
+            inferred = model.predict(images)
+    except inference.ModelDirError as error:
         raise ChartError(error)
     step = evaluation.checkpoint_step(checkpoint)
     title = "%s, %s" % (os.path.basename(os.path.normpath(os.path.abspath(results_dir))),

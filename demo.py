@@ -10,6 +10,7 @@ means) re-runs every refresh period and shows each step's attention window in it
 """
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -178,7 +179,8 @@ def render_screen(canvas, result, seconds, zoom=DEFAULT_ZOOM, show_boxes=True):
     windows = [window_panel(result, t, WINDOW_ZOOM) for t in range(steps)]
     pad, text_height = 10, 14
     window_side = windows[0].size[0]
-    right_width = max(reconstruction.size[0], steps * (window_side + pad) + 180)
+    caption_width = max(draw_width(window_caption(result, t)) for t in range(steps))
+    right_width = max(reconstruction.size[0], window_side + pad + caption_width)
     width = pad + drawing.size[0] + pad + right_width + pad
     height = pad + max(drawing.size[1], text_height + reconstruction.size[1] + pad
                        + steps * (window_side + pad)) + pad + text_height + pad
@@ -197,6 +199,12 @@ def render_screen(canvas, result, seconds, zoom=DEFAULT_ZOOM, show_boxes=True):
         y += window_side + pad
     draw.text((pad, height - pad - text_height), status_text(result, seconds), fill="white")
     return screen
+
+
+def draw_width(text):
+    """Width in pixels of ``text`` in Pillow's default font."""
+    from PIL import Image, ImageDraw
+    return int(ImageDraw.Draw(Image.new("L", (1, 1))).textlength(text))
 
 
 def is_blank(picture):
@@ -455,6 +463,70 @@ def demo_latency(model, canvases, repeats=100, warmup=10):
     return float(np.median(times)), float(np.percentile(times, 90))
 
 
+def refresh_latency(model, drawing, repeats=50, zoom=DEFAULT_ZOOM):
+    """Times a whole refresh without Tk: stroke, canvas, inference and the Pillow panels.
+
+    Returns (median, 90th percentile) in milliseconds.
+    """
+    import numpy as np
+    times = []
+    side = drawing.picture.size[0]
+    for i in range(repeats):
+        start = time.perf_counter()
+        drawing.stroke((side * 0.3, side * (0.2 + 0.005 * i)), (side * 0.5, side * 0.7), 3,
+                       erase=bool(i % 2))
+        canvas = drawing.canvas()
+        result = model.predict(canvas)
+        drawing_panel(canvas, result, zoom, True)
+        reconstruction_panel(result, RECONSTRUCTION_ZOOM, True)
+        for t in range(len(result["live"])):
+            window_panel(result, t, WINDOW_ZOOM)
+        times.append(1000.0 * (time.perf_counter() - start))
+    return float(np.median(times)), float(np.percentile(times, 90))
+
+
+def benchmark_latency(model_dir=None, repeats=200):
+    """The demo's latency figures for bench.py: [(name, value, unit)].
+
+    Uses ``model_dir`` when it holds a model, else an untrained model of the default
+    configuration (the same graph, so the same cost).
+    """
+    import shutil
+    import tempfile
+    import numpy as np
+    import tensorflow.compat.v1 as tf
+    tf.disable_v2_behavior()
+    from air import inference
+    from air.config import AIRConfig
+    temporary = None
+    try:
+        try:
+            inference.find_checkpoint(model_dir or "")
+            source = "trained model in %s" % model_dir
+        except inference.ModelDirError:
+            temporary = tempfile.mkdtemp(prefix="bench-demo-")
+            model_dir = temporary
+            inference.save_untrained_model(model_dir, AIRConfig())
+            source = "untrained default configuration"
+        with inference.LoadedModel(model_dir) as model:
+            height, width = model.canvas_shape
+            drawing = Drawing(height, width, DEFAULT_ZOOM)
+            canvases = []
+            for k in range(10):  # Drawings of one to three strokes.
+                drawing.stroke((40 * k + 50, 100), (40 * k + 120, 400), 1 + k % 5)
+                canvases.append(drawing.canvas())
+            median, p90 = demo_latency(model, canvases, repeats)
+            refresh_median, refresh_p90 = refresh_latency(model, drawing, max(10, repeats // 4))
+    finally:
+        if temporary:
+            shutil.rmtree(temporary, ignore_errors=True)
+    print("demo latency measured on the %s" % source, file=sys.stderr)
+    return [("inference per refresh, median", median, "ms"),
+            ("inference per refresh, 90th percentile", p90, "ms"),
+            ("whole refresh without Tk, median", refresh_median, "ms"),
+            ("whole refresh without Tk, 90th percentile", refresh_p90, "ms")]
+
+
 def run(args):
     display = os.environ.get("DISPLAY")
     if not display:
@@ -502,6 +574,9 @@ def run(args):
         # window opens, so the first refresh shows the steady-state inference time.
         model.predict(np.zeros(model.canvas_shape, np.float32))
         app = DemoApp(root, model, args, initial)
+        # Ctrl-C and SIGTERM close the window cleanly (the refresh timer lets Python see them).
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *unused: root.quit())
         if args.log:
             print("ready: %s, drawing area at x=%d y=%d width=%d height=%d"
                   % ((model.checkpoint,) + app.drawing_area_geometry()), flush=True)

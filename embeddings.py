@@ -180,7 +180,10 @@ def write_checkpoint(output_dir, values):
         saver = tf.train.Saver([variable], save_relative_paths=True)
         with tf.Session() as session:
             session.run(variable.initializer)
-            return saver.save(session, os.path.join(output_dir, CHECKPOINT_NAME))
+            # No meta graph: the projector reads only the variable (and the graph would hold
+            # a second copy of the values as the initialiser's constant).
+            return saver.save(session, os.path.join(output_dir, CHECKPOINT_NAME),
+                              write_meta_graph=False)
 
 
 def _clear_previous_checkpoints(output_dir):

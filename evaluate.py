@@ -13,6 +13,7 @@ and elbo (see air/evaluation.py for their definitions).
 import argparse
 import json
 import os
+import re
 import sys
 
 
@@ -120,6 +121,15 @@ def format_report(report, checkpoint=None, step=None, data_path=None):
     return "\n".join(lines)
 
 
+def report_json(report):
+    """The report as indented JSON text, each confusion row on one line."""
+    text = json.dumps(report, indent=2)
+    # Innermost lists of numbers (the confusion rows) on one line each.
+    return re.sub(r"\[\s+([-0-9.eE,\s]+?)\s+\]",
+                  lambda m: "[%s]" % ", ".join(v.strip() for v in m.group(1).split(",")),
+                  text) + "\n"
+
+
 def _optional(value, pattern):
     return "n/a" if value is None else pattern % value
 
@@ -139,8 +149,7 @@ def main(argv=None):
     print(format_report(report, checkpoint, step, args.data), flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
+            f.write(report_json(report))
         print("wrote %s" % args.json)
     return 0
 

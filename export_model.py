@@ -15,17 +15,18 @@ def main(argv=None):
     parser.add_argument("--results-dir", default="air_results/",
                         help="training results folder (its model/ subfolder is read)")
     parser.add_argument("--checkpoint", default=None,
-                        help="a checkpoint prefix to export instead of the latest one")
+                        help="a checkpoint prefix of that run to export instead of the latest one")
     parser.add_argument("--output", default="model/", help="model folder to write")
     args = parser.parse_args(argv)
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
     tf.logging.set_verbosity(tf.logging.ERROR)
     from air.checkpoints import export_weights
-    source = args.checkpoint or os.path.join(args.results_dir, "model")
+    from air.inference import ModelDirError
     try:
-        exported = export_weights(source, args.output)
-    except (IOError, ValueError) as error:
+        exported = export_weights(os.path.join(args.results_dir, "model"), args.output,
+                                  args.checkpoint)
+    except ModelDirError as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
     size = sum(os.path.getsize(os.path.join(args.output, f)) for f in os.listdir(args.output))

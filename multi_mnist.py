@@ -220,6 +220,9 @@ def generate(data, options, args):
     total = args.images_per_digit * (args.max_digits + 1) + args.test_set_size
     progress = Progress(total, quiet=args.quiet)
     written = {}
+    # Both files are written under temporary names and renamed together at the end, so a failed
+    # run never leaves a new train file next to an old test file.
+    partial = {name: os.path.join(args.output_dir, "." + name + ".partial") for name, _ in plans}
     try:
         from air import records  # Imports TensorFlow: after the fork, so workers never hold it.
         for name, tasks in plans:
@@ -228,12 +231,17 @@ def generate(data, options, args):
                     for serialized in chunk:
                         yield serialized
                     progress.update(len(chunk))
-            written[name] = records.write_examples(os.path.join(args.output_dir, name), examples())
+            written[name] = records.write_examples(partial[name], examples())
+        for name, _ in plans:
+            os.replace(partial[name], os.path.join(args.output_dir, name))
         progress.close()
     finally:
         if pool is not None:
             pool.terminate()
             pool.join()
+        for path in partial.values():
+            if os.path.exists(path):
+                os.remove(path)
     return written
 
 

@@ -66,6 +66,15 @@ def z_pres_prior_log_odds(config, step):
     return tf.maximum(start + per_step * tf.cast(step, tf.float32), floor)
 
 
+def window_scale(scale_latent, scale_transform):
+    """Takes the scale latent of z_where to window side / canvas side (see AIRConfig)."""
+    if scale_transform == "sigmoid":
+        return tf.sigmoid(scale_latent)
+    # exp: a log-normal prior on the window size; the cap keeps exp finite (a window 150
+    # times the canvas is already meaningless).
+    return tf.exp(tf.minimum(scale_latent, 5.0))
+
+
 class AIRModel:
     """Builds the AIR graph for a batch of images.
 
@@ -176,7 +185,7 @@ class AIRModel:
         z_where_std = dist.positive_std(z_where_params[:, 3:])
         z_where = (dist.gaussian_sample(z_where_mean, z_where_std, self._seed_for(3 * t + 1))
                    if self.training else z_where_mean)
-        scale = tf.maximum(tf.sigmoid(z_where[:, 0]), MIN_SCALE)
+        scale = tf.maximum(window_scale(z_where[:, 0], config.scale_transform), MIN_SCALE)
         shift = z_where[:, 1:]
         prior_mean = [config.scale_prior_mean, config.shift_prior_mean, config.shift_prior_mean]
         prior_variance = [config.scale_prior_variance, config.shift_prior_variance,

@@ -10,6 +10,7 @@ import math
 from typing import Tuple
 
 CONFIG_FILENAME = "config.json"
+SCALE_TRANSFORMS = ("sigmoid", "exp")
 
 
 def _field(default, help_text):
@@ -42,9 +43,10 @@ class AIRConfig:
 
     # Object position (z_where = scale logit, shift x, shift y).
     z_where_hidden_units: int = _field(64, "hidden units of the LSTM output -> z_where network")
-    scale_prior_mean: float = _field(
-        -1.0, "prior mean of the scale logit (window side / canvas side = sigmoid(logit))")
-    scale_prior_variance: float = _field(0.05, "prior variance of the scale logit")
+    scale_transform: str = _field(
+        "sigmoid", "maps the scale latent to window side / canvas side: 'sigmoid' or 'exp'")
+    scale_prior_mean: float = _field(-1.0, "prior mean of the scale latent (see scale_transform)")
+    scale_prior_variance: float = _field(0.05, "prior variance of the scale latent")
     shift_prior_mean: float = _field(
         0.0, "prior mean of the window centre, in canvas coordinates from -1 to 1")
     shift_prior_variance: float = _field(1.0, "prior variance of the window centre")
@@ -79,6 +81,9 @@ class AIRConfig:
                         and all(_is_int(v) for v in value)):
                     raise ValueError("config field %r must be a non-empty list of integers, got %r"
                                      % (f.name, value))
+            elif f.type is str:
+                if not isinstance(value, str):
+                    raise ValueError("config field %r must be a string, got %r" % (f.name, value))
             elif f.type is bool:
                 if not isinstance(value, bool):
                     raise ValueError("config field %r must be true or false, got %r" % (f.name, value))
@@ -98,6 +103,9 @@ class AIRConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError("config field %r must be positive, got %r" % (name, getattr(self, name)))
+        if self.scale_transform not in SCALE_TRANSFORMS:
+            raise ValueError("scale_transform must be one of %s, got %r"
+                             % (", ".join(SCALE_TRANSFORMS), self.scale_transform))
         if not 0.0 < self.stopping_threshold <= 1.0:
             raise ValueError("stopping_threshold must be in (0, 1], got %r" % self.stopping_threshold)
 

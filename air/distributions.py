@@ -31,7 +31,11 @@ def binary_concrete_logit_log_density(logit, log_odds, temperature):
 
 
 def binary_concrete_log_density(value, log_odds, temperature):
-    """log density on (0, 1) of y = sigmoid(x): the logit density minus log(y (1 - y))."""
+    """log density on (0, 1) of y = sigmoid(x): the logit density minus log(y (1 - y)).
+
+    For analysis and tests only: at y exactly 0 or 1 (which float32 samples reach) the
+    density is 0 or infinite and this gives NaN; the model works with the logit instead.
+    """
     logit = tf.log(value) - tf.log1p(-value)
     return (binary_concrete_logit_log_density(logit, log_odds, temperature)
             - tf.log(value) - tf.log1p(-value))
@@ -48,7 +52,12 @@ def binary_concrete_kl_sample(logit, posterior_log_odds, prior_log_odds, tempera
 
 
 def bernoulli_kl(posterior_log_odds, prior_log_odds):
-    """Exact KL(Bernoulli(sigmoid(a)) || Bernoulli(sigmoid(b))): the zero-temperature limit."""
+    """Exact KL(Bernoulli(sigmoid(a)) || Bernoulli(sigmoid(b))) of test mode's rounded z_pres.
+
+    Not the zero-temperature limit of the Concrete KL: with equal temperatures that KL is
+    the KL between two Logistics and does not depend on the temperature at all; rounding
+    loses information, so this one is never larger (both tested).
+    """
     q_one = tf.sigmoid(posterior_log_odds)
     return (q_one * (tf.log_sigmoid(posterior_log_odds) - tf.log_sigmoid(prior_log_odds))
             + (1.0 - q_one) * (tf.log_sigmoid(-posterior_log_odds) - tf.log_sigmoid(-prior_log_odds)))

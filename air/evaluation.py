@@ -1,8 +1,9 @@
 """Held-out evaluation: runs the test-mode model over a whole record file and scores it.
 
-Used by training.py (periodic held-out accuracy), evaluate.py (the full report: counts, boxes
-matched to the true digits, ELBO) and charts.py (samples from a checkpoint). Also finds and
-restores checkpoints with one-line errors for the scripts.
+Used by training.py (periodic held-out accuracy) and evaluate.py (the full report: counts, boxes
+matched to the true digits, ELBO). Also finds and restores checkpoints into any graph with
+one-line errors for the scripts (air/inference.py loads a model folder into its own graph for
+the demo and the charts).
 """
 import os
 
@@ -188,29 +189,6 @@ def restore_variables(session, checkpoint, variables=None):
 def _first_line(error):
     text = getattr(error, "message", None) or str(error)
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
-
-
-def infer(config, checkpoint, images, batch_size=100):
-    """Runs the test-mode model of a checkpoint on numpy images [N, H, W].
-
-    Builds its own graph, so it can be called from anywhere (charts, demos, notebooks).
-    Returns numpy arrays: canvas [N, H, W], boxes [N, T, 4], live [N, T], digit_count [N],
-    z_where [N, T, 3], z_what [N, T, vae_latent].
-    """
-    images = np.asarray(images, np.float32)
-    with tf.Graph().as_default():
-        placeholder = tf.placeholder(tf.float32, [None, config.canvas_height, config.canvas_width])
-        model = AIRModel(placeholder, config, training=False)
-        fetches = {"canvas": model.canvas, "boxes": model.boxes, "live": model.steps.live,
-                   "digit_count": model.digit_count, "z_where": model.steps.z_where,
-                   "z_what": model.steps.z_what}
-        with tf.Session() as session:
-            restore_variables(session, checkpoint)
-            parts = [session.run(fetches, {placeholder: images[i:i + batch_size]})
-                     for i in range(0, len(images), batch_size)]
-    if not parts:
-        raise ValueError("no images to infer")
-    return {name: np.concatenate([p[name] for p in parts]) for name in fetches}
 
 
 def box_iou(boxes_a, boxes_b):

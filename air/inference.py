@@ -130,12 +130,15 @@ class LoadedModel:
         session_config = tf.ConfigProto(intra_op_parallelism_threads=threads,
                                         inter_op_parallelism_threads=threads)
         self.session = tf.Session(graph=self.graph, config=session_config)
-        try:
-            saver.restore(self.session, self.checkpoint)
-        except (tf.errors.OpError, ValueError) as error:
-            self.session.close()
-            raise ModelDirError("cannot restore %s: %s" % (self.checkpoint,
-                                                          str(error).splitlines()[0]))
+        # Restored inside the graph: under TF 2 without disable_v2_behavior() the Saver would
+        # otherwise take the eager path and reject these graph variables.
+        with self.graph.as_default():
+            try:
+                saver.restore(self.session, self.checkpoint)
+            except (tf.errors.OpError, ValueError) as error:
+                self.session.close()
+                raise ModelDirError("cannot restore %s: %s" % (self.checkpoint,
+                                                              str(error).splitlines()[0]))
         self.graph.finalize()  # Nothing is added after loading: a refresh only runs the graph.
 
     @property
@@ -180,3 +183,23 @@ class LoadedModel:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def save_untrained_model(model_dir, config, seed=0):
+    """Writes a model folder (config.json + model.ckpt-0) of freshly initialised weights.
+
+    Returns the checkpoint prefix. Inference costs the same as with trained weights, so this
+    serves benchmarks and tests that need a model folder without training one.
+    """
+    import tensorflow.compat.v1 as tf
+    from air.air_model import AIRModel
+    os.makedirs(model_dir, exist_ok=True)
+    config.save(os.path.join(model_dir, CONFIG_FILENAME))
+    with tf.Graph().as_default():
+        tf.set_random_seed(seed)
+        images = tf.placeholder(tf.float32, [None, config.canvas_height, config.canvas_width])
+        AIRModel(images, config, training=False, scope=SCOPE)
+        saver = tf.train.Saver(tf.global_variables(scope=SCOPE), save_relative_paths=True)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            return saver.save(session, os.path.join(model_dir, "model.ckpt"), global_step=0)

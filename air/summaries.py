@@ -90,7 +90,9 @@ def attention_images(model, max_images=8):
     drawn = tf.tile(images[..., None], [1, 1, 1, 3])
     for t in range(config.max_steps):
         outline = box_outlines(model.boxes[:max_images, t], height, width)
-        outline *= model.steps.live[:max_images, t, None, None]
+        # Reshape, not [:n, t, None, None]: TF 2.21's graph optimiser drops the new axes of
+        # that slice when it takes the whole batch (batch_size == max_images) -> shape error.
+        outline *= tf.reshape(model.steps.live[:max_images, t], [-1, 1, 1])
         colour = tf.constant(STEP_COLOURS[t % len(STEP_COLOURS)])
         drawn = drawn * (1.0 - outline[..., None]) + outline[..., None] * colour
     separator = tf.ones_like(images[:, :, :1, None]) * tf.constant([0.5, 0.5, 0.5])

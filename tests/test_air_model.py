@@ -128,10 +128,26 @@ def run_forced(training, images, forced, global_step=0, seed=1):
             return session.run(fetches)
 
 
+FORCED_STEP = 4500  # prior log-odds 9.21 - 1.5 ln(10) = 5.76
+
+
+@pytest.fixture(scope="module")
+def forced_images():
+    """One image per row of FORCED: black with bright squares, and uniform noise."""
+    rng = np.random.RandomState(0)
+    return np.concatenate([blob_images(rng, 4, 24), rng.rand(3, 24, 24).astype(np.float32)])
+
+
+@pytest.fixture(scope="module")
+def forced_runs(forced_images):
+    """{training: outputs of TINY with z_pres forced to FORCED} for both modes."""
+    return {training: run_forced(training, forced_images, FORCED, FORCED_STEP)
+            for training in (True, False)}
+
+
 @pytest.mark.parametrize("training", [True, False])
-def test_forced_z_pres_sets_count_live_steps_and_canvas(training):
-    images = blob_images(np.random.RandomState(0), len(FORCED), 24)
-    out = run_forced(training, images, FORCED)
+def test_forced_z_pres_sets_count_live_steps_and_canvas(forced_runs, training):
+    out = forced_runs[training]
     steps = out["steps"]
     np.testing.assert_array_equal(steps["z_pres"], FORCED)
     np.testing.assert_array_equal(steps["live"], LIVE)
@@ -144,9 +160,8 @@ def test_forced_z_pres_sets_count_live_steps_and_canvas(training):
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_stopped_steps_are_never_charged(training):
-    images = blob_images(np.random.RandomState(1), len(FORCED), 24)
-    steps = run_forced(training, images, FORCED)["steps"]
+def test_stopped_steps_are_never_charged(forced_runs, training):
+    steps = forced_runs[training]["steps"]
     stopped = LIVE == 0
     assert np.all(steps["kl_z_where"][stopped] == 0.0)
     assert np.all(steps["kl_z_what"][stopped] == 0.0)
@@ -160,7 +175,7 @@ def test_stopped_steps_are_never_charged(training):
 def test_what_happens_after_stopping_does_not_matter():
     """Same image, different z_pres after the stop: identical canvas and loss terms."""
     image = blob_images(np.random.RandomState(2), 1, 24)[0]
-    forced = np.array([[1, 0, 1], [1, 0, 0], [1, 0, 0.5], [1, 0.2, 0.9]], np.float32)
+    forced = np.array([[1, 0, 1], [1, 0, 0], [1, 0, 0.5], [1, 0.005, 0.9]], np.float32)
     out = run_forced(False, np.stack([image] * len(forced)), forced)
     for name in ("canvas", "digit_count", "reconstruction_loss", "kl_z_pres", "kl_z_where",
                  "kl_z_what", "negative_elbo"):
@@ -168,13 +183,12 @@ def test_what_happens_after_stopping_does_not_matter():
             np.testing.assert_allclose(row, out[name][0], rtol=1e-6, atol=1e-6, err_msg=name)
 
 
-def test_loss_terms_match_their_formulas():
+def test_loss_terms_match_their_formulas(forced_runs, forced_images):
     """Test mode (means, Bernoulli z_pres KL), so every term has a closed form to compare."""
-    rng = np.random.RandomState(3)
-    images = np.concatenate([blob_images(rng, 4, 24), rng.rand(3, 24, 24).astype(np.float32)])
-    out = run_forced(False, images, FORCED, global_step=4500)
+    out = forced_runs[False]
+    images = forced_images
     steps = out["steps"]
-    prior = LOG_ODDS_START - np.log(10.0) * 4500 / 3000.0
+    prior = LOG_ODDS_START - np.log(10.0) * FORCED_STEP / 3000.0
     assert out["prior"] == pytest.approx(prior, abs=1e-4)
 
     kl_z_pres = ATTEMPTED * bernoulli_kl_np(steps["z_pres_log_odds"], prior)
@@ -200,7 +214,9 @@ def test_loss_terms_match_their_formulas():
     np.testing.assert_allclose(out["boxes"][..., 1],
                                (steps["shift"][..., 1] + 1) * 12 - box_side / 2, atol=1e-4)
 
-    p = np.clip(out["canvas"].astype(np.float64), CANVAS_EPSILON, 1 - CANVAS_EPSILON)
+    # The clipping bounds as float32 holds them (1 - 1e-6 rounds to 1 - 1.0014e-6).
+    p = np.clip(out["canvas"], np.float32(CANVAS_EPSILON), np.float32(1 - CANVAS_EPSILON))
+    p = p.astype(np.float64)
     reconstruction = -(images * np.log(p) + (1 - images) * np.log(1 - p)).sum(axis=(1, 2))
     np.testing.assert_allclose(out["reconstruction_loss"], reconstruction, rtol=1e-4)
     for name in ("kl_z_pres", "kl_z_where", "kl_z_what"):
@@ -254,8 +270,12 @@ def test_count_accuracy_outputs():
 # --- Finite values and gradients with the default configuration ------------------------------
 
 class DefaultGraph:
-    """The default configuration's training and test models on shared variables, with the loss
-    gradients and ops to overwrite variables, in one graph and a default-config session."""
+    """The default configuration's training and test models on shared variables, their loss
+    gradients, and ops that set output-layer biases, perturb every weight at random and
+    restore the initial weights; one graph, one session with the default ConfigProto."""
+
+    BIASES = ("air/z_pres/output/biases", "air/z_where/output/biases",
+              "air/vae_decoder/output/biases")
 
     def __init__(self, batch):
         self.config = AIRConfig()
@@ -268,19 +288,38 @@ class DefaultGraph:
                                         global_step=self.global_step, seed=0)
             self.test_model = AIRModel(self.images, self.config, training=False,
                                        global_step=self.global_step)
-            self.variables = tf.trainable_variables()
-            self.gradients = tf.gradients(self.train_model.loss, self.variables)
+            variables = tf.trainable_variables()
+            self.gradients = tf.gradients(self.train_model.loss, variables)
             self.canvas_gradient = tf.gradients(self.train_model.loss, self.train_model.canvas)[0]
-            self._values = [tf.placeholder(v.dtype.base_dtype, v.shape) for v in self.variables]
-            self._assign = tf.group(*[v.assign(p) for v, p in zip(self.variables, self._values)])
+            by_name = {v.op.name: v for v in variables}
+            self._bias_values = {name: tf.placeholder(tf.float32, by_name[name].shape)
+                                 for name in self.BIASES}
+            self._set_biases = tf.group(*[by_name[name].assign(value)
+                                          for name, value in self._bias_values.items()])
+            # Perturbation: w * exp(spread * N(0, 1)) + spread * (mean |w| + 0.1) * N(0, 1),
+            # drawn in the graph from the initial weights kept in non-trainable copies.
+            self.spread = tf.placeholder(tf.float32, [])
+            copies = [tf.Variable(v.initialized_value(), trainable=False) for v in variables]
+            self._restore = tf.group(*[v.assign(c) for v, c in zip(variables, copies)])
+            self._perturb = tf.group(*[v.assign(
+                c * tf.exp(self.spread * tf.random_normal(c.shape))
+                + self.spread * (tf.reduce_mean(tf.abs(c)) + 0.1) * tf.random_normal(c.shape))
+                for v, c in zip(variables, copies)])
             init = tf.global_variables_initializer()
         self.session = tf.Session(graph=self.graph)  # default ConfigProto: grappler on
         self.session.run(init)
-        self.initial = self.session.run(self.variables)
-        self.by_name = {v.op.name: i for i, v in enumerate(self.variables)}
 
-    def set_values(self, values):
-        self.session.run(self._assign, dict(zip(self._values, values)))
+    def set_biases(self, values):
+        """Restores the initial weights, then sets the biases {name: array} of BIASES."""
+        self.restore()
+        self.session.run(self._set_biases, {self._bias_values[name]: np.asarray(value, np.float32)
+                                            for name, value in values.items()})
+
+    def perturb(self, spread):
+        self.session.run(self._perturb, {self.spread: spread})
+
+    def restore(self):
+        self.session.run(self._restore)
 
     def run(self, images, step, extra=None, feed=None):
         fetches = {"loss": self.train_model.loss, "test_loss": self.test_model.loss,
@@ -291,7 +330,8 @@ class DefaultGraph:
                              self.test_model.negative_elbo],
                    "count": self.test_model.digit_count}
         fetches.update(extra or {})
-        feed = dict(feed or {}, **{self.images: images, self.global_step: step})
+        feed = dict(feed or {})
+        feed.update({self.images: images, self.global_step: step})
         return self.session.run(fetches, feed)
 
 
@@ -319,21 +359,16 @@ def test_finite_for_extreme_z_pres_logits_and_canvas(default_graph):
     windows exactly 0 or 1 and the windows cover the canvas, at both ends of the prior."""
     graph = default_graph
     images = extreme_images(np.random.RandomState(6))
-    z_pres_bias = graph.by_name["air/z_pres/output/biases"]
-    z_where_bias = graph.by_name["air/z_where/output/biases"]
-    decoder_bias = graph.by_name["air/vae_decoder/output/biases"]
     seen_ones = seen_zeros = False
     try:
         for z_pres in (50.0, -50.0, 0.0):
             for decoder in (50.0, -50.0, 0.0):
                 for cover in (True, False):
-                    values = list(graph.initial)
-                    values[z_pres_bias] = np.array([z_pres], np.float32)
-                    values[decoder_bias] = np.full(784, decoder, np.float32)
-                    # Scale logit 10 (window ~ canvas) and small z_where noise.
-                    where = np.array([10.0, 0, 0, -50, -50, -50] if cover else [0.0] * 6)
-                    values[z_where_bias] = where.astype(np.float32)
-                    graph.set_values(values)
+                    # Scale logit 10 (window ~ canvas) and std ~1e-4, or all zero.
+                    where = [10.0, 0, 0, -50, -50, -50] if cover else [0.0] * 6
+                    graph.set_biases({"air/z_pres/output/biases": [z_pres],
+                                      "air/z_where/output/biases": where,
+                                      "air/vae_decoder/output/biases": np.full(784, decoder)})
                     for step in (0, 100000):
                         context = (z_pres, decoder, cover, step)
                         result = graph.run(images, step)
@@ -347,7 +382,7 @@ def test_finite_for_extreme_z_pres_logits_and_canvas(default_graph):
                             assert result["canvas"].max() >= 1.0, context
                             seen_ones = True
     finally:
-        graph.set_values(graph.initial)
+        graph.restore()
     assert seen_zeros and seen_ones
 
 
@@ -384,10 +419,7 @@ def test_random_stress_values_and_gradients_stay_finite(default_graph):
     try:
         for iteration in range(50):
             spread = rng.uniform(0.0, 1.5)
-            values = [w * np.exp(rng.normal(0.0, spread, w.shape))
-                      + rng.normal(0.0, spread * (np.abs(w).mean() + 0.1), w.shape)
-                      for w in graph.initial]
-            graph.set_values([v.astype(np.float32) for v in values])
+            graph.perturb(spread)
             images = np.stack([kinds[rng.randint(len(kinds))]() for _ in range(4)])
             step = int(rng.choice([0, rng.randint(100000), 100000]))
             result = graph.run(images.astype(np.float32), step)
@@ -395,4 +427,55 @@ def test_random_stress_values_and_gradients_stay_finite(default_graph):
             assert np.all(result["canvas"] >= 0.0)
             assert np.all((result["count"] >= 0) & (result["count"] <= 3))
     finally:
-        graph.set_values(graph.initial)
+        graph.restore()
+
+
+# --- A short run of the real training script -----------------------------------------------
+
+# A smaller model and learning rate 1e-3, so that 200 iterations show a clear drop (the
+# published 1e-4 needs a few thousand); summaries off, they are tested with training.py.
+SHORT_RUN = ["--max-iterations", "200", "--eval-every", "50", "--save-every", "200",
+             "--seed", "11", "--progress-seconds", "600", "--scalars-every", "0",
+             "--variables-every", "0", "--images-every", "0", "--gradients-every", "0",
+             "--rnn-units", "64", "--vae-latent", "16", "--vae-recognition-units", "128", "64",
+             "--vae-generative-units", "64", "128", "--batch-size", "32",
+             "--learning-rate", "1e-3"]
+
+
+def test_short_training_reduces_the_loss_and_its_checkpoint_restores(small_data_dir, tmp_path,
+                                                                     capsys):
+    import checkpoint_roundtrip
+    import training
+    from air import evaluation
+
+    results = str(tmp_path / "run")
+    assert training.main(["--data-dir", small_data_dir, "--results-dir", results] + SHORT_RUN) == 0
+    with open(os.path.join(results, "metrics.csv"), newline="") as f:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    assert [row["iteration"] for row in rows] == [50, 100, 150, 200]
+    for row in rows:
+        assert all(np.isfinite(v) for v in row.values()), row
+        assert row["skipped_updates"] == 0
+    # Mean training loss of iterations 151-200 against that of 1-50.
+    assert rows[-1]["loss"] < 0.6 * rows[0]["loss"], [row["loss"] for row in rows]
+
+    # The checkpoint gives the held-out figures the training process computed at its end.
+    checkpoint, config_path = evaluation.find_checkpoint(os.path.join(results, "model"))
+    config = evaluation.load_config(config_path)
+    assert config.rnn_units == 64 and config.learning_rate == 1e-3
+    assert evaluation.checkpoint_step(checkpoint) == 200
+    with tf.Graph().as_default():
+        global_step = tf.train.get_or_create_global_step()
+        evaluator = evaluation.HeldOutEvaluator(
+            config, os.path.join(small_data_dir, "test.tfrecords"), 500, global_step)
+        with tf.Session() as session:
+            evaluation.restore_variables(session, checkpoint)
+            metrics = evaluator.count_metrics(session)
+    assert metrics["count_accuracy"] == pytest.approx(rows[-1]["heldout_accuracy"], abs=1e-4)
+    assert metrics["elbo"] == pytest.approx(rows[-1]["heldout_elbo"], abs=2e-3)
+
+    # Restored twice into fresh graphs, every test-mode output is the same.
+    saved = str(tmp_path / "restored")
+    assert checkpoint_roundtrip.main(["save", saved, "--model-dir", results]) == 0
+    assert checkpoint_roundtrip.main(["check", saved, "--tolerance", "1e-6"]) == 0
+    assert "ok: " in capsys.readouterr().out

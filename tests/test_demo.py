@@ -170,6 +170,13 @@ def test_model_dir_errors_are_clear(tmp_path, small_results_dir):
         inference.LoadedModel(str(other))
 
 
+def test_help_exits_cleanly(capsys):
+    with pytest.raises(SystemExit) as exit:
+        demo.main(["--help"])
+    assert exit.value.code == 0
+    assert "--model-dir" in capsys.readouterr().out
+
+
 def test_demo_errors_are_one_line(tmp_path, monkeypatch, capsys, small_results_dir):
     monkeypatch.delenv("DISPLAY", raising=False)
     assert demo.main(["--model-dir", os.path.join(small_results_dir, "model")]) == 2
@@ -194,11 +201,26 @@ def test_demo_errors_are_one_line(tmp_path, monkeypatch, capsys, small_results_d
     assert "--period" in capsys.readouterr().err
 
 
-def test_demo_latency_is_measured(small_results_dir):
+def test_demo_latency_is_measured(small_results_dir, tmp_path):
     images = np.random.RandomState(0).rand(3, 50, 50).astype(np.float32)
     with inference.LoadedModel(os.path.join(small_results_dir, "model")) as model:
         median, p90 = demo.demo_latency(model, images, repeats=5, warmup=2)
     assert 0.0 < median <= p90
+    # bench.py's entry: without a model folder it measures an untrained default model.
+    rows = demo.benchmark_latency(str(tmp_path / "no_model"), repeats=5)
+    assert [unit for _, _, unit in rows] == ["ms"] * 4
+    assert all(value > 0 for _, value, _ in rows)
+
+
+def test_untrained_model_folder_loads(tmp_path):
+    from air.config import AIRConfig
+    config = AIRConfig().replace(rnn_units=16, vae_latent=4, vae_recognition_units=[8],
+                                 vae_generative_units=[8])
+    inference.save_untrained_model(str(tmp_path / "model"), config)
+    with inference.LoadedModel(str(tmp_path / "model")) as model:
+        assert model.config == config and model.step is None
+        result = model.predict(np.zeros([2, 50, 50], np.float32))
+    assert result["z_what_mean"].shape == (2, config.max_steps, 4)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -318,7 +340,8 @@ def test_live_demo_redraws_after_strokes(x_display, small_results_dir, tmp_path)
         assert len([l for l in out.seen if LOG_LINE.match(l)]) == count
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        code = process.wait(timeout=30)
+    assert code == 0  # SIGTERM closes the window cleanly.
 
     from PIL import Image
     with Image.open(screenshot) as picture:

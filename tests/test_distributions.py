@@ -131,7 +131,8 @@ def test_low_temperature_samples_approach_bernoulli():
         assert np.all(undecided <= 1.5 * temperature + 0.005), (temperature, undecided)
         mean = 1.0 / (1.0 + np.exp(-log_odds))
         standard_error = np.sqrt(mean * (1.0 - mean) / samples)
-        np.testing.assert_array_less(np.abs(values.mean(axis=0) - mean), 4.0 * standard_error + 1e-3)
+        np.testing.assert_array_less(np.abs(values.mean(axis=0) - mean),
+                                     4.0 * standard_error + 1e-3)
 
 
 def test_samples_have_the_concrete_distribution():
@@ -195,8 +196,8 @@ def test_gaussian_kl_matches_closed_form_and_monte_carlo():
     prior_variance = [0.05, 1.0, 1.0]
     got = evaluate(lambda m, s: dist.gaussian_kl(m, s, prior_mean, prior_variance), mean, std)
     prior_std = np.sqrt(prior_variance)
-    want = (np.log(prior_std / std) + (std ** 2 + (mean - prior_mean) ** 2) / (2.0 * np.square(prior_std))
-            - 0.5)
+    want = (np.log(prior_std / std)
+            + (std ** 2 + (mean - prior_mean) ** 2) / (2.0 * np.square(prior_std)) - 0.5)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
     # Monte Carlo E_q[log q - log p] for one distribution, with the model's sampler.
@@ -227,7 +228,8 @@ def test_values_and_gradients_finite_for_extreme_inputs():
 
     def build(a, b):
         terms = [dist.bernoulli_kl(a, b),
-                 dist.gaussian_kl(a[:, None] / 10.0, dist.positive_std(a[:, None]), b[:, None], 0.05)]
+                 dist.gaussian_kl(a[:, None] / 10.0, dist.positive_std(a[:, None]), b[:, None],
+                                  0.05)]
         for temperature in temperatures:
             logit = dist.binary_concrete_sample_logit(tf.tile(a[None], [1000, 1]), temperature,
                                                       seed=2)

@@ -274,9 +274,10 @@ def test_report_of_handmade_model(handmade, tmp_path, capsys):
 
 
 def test_predicted_boxes_are_the_designed_box(handmade):
+    from air import inference
     model_dir, data, images, config = handmade
-    checkpoint, _ = evaluation.find_checkpoint(model_dir)
-    inferred = evaluation.infer(config, checkpoint, images[:2])
+    with inference.LoadedModel(model_dir) as model:
+        inferred = model.predict(images[:2])
     np.testing.assert_allclose(inferred["boxes"], np.tile(PREDICTED_BOX, (2, 2, 1)), atol=1e-4)
     np.testing.assert_array_equal(inferred["live"], np.ones((2, 2)))
     assert np.all(inferred["canvas"] < 1e-6)

@@ -193,7 +193,19 @@ def test_impossible_request_fails_clearly_and_quickly(tmp_path, mnist_dir, capsy
                                "--max-digits", "6", "--digit-gap", "15", "--images-per-digit", "5",
                                "--test-set-size", "0", "--quiet"])
     assert "could not place 6 digit(s)" in err and "attempts" in err
-    assert not os.path.exists(str(tmp_path / "o" / "train.tfrecords"))
+    assert os.listdir(str(tmp_path / "o")) == []  # Nothing written, no partial files left.
+
+
+def test_failed_test_split_keeps_the_previous_pair(tmp_path, mnist_dir, capsys):
+    # The training split succeeds (no digits) and the test split cannot: the files of the earlier
+    # run must stay as they were, not become a new train file beside an old test file.
+    out = generate(tmp_path, mnist_dir, "--max-digits", "0")
+    before = file_bytes(out)
+    run_failing(capsys, ["--mnist-dir", mnist_dir, "--output-dir", out, "--max-digits", "1",
+                         "--height", "10", "--width", "10", "--images-per-digit", "0",
+                         "--test-set-size", "4", "--quiet"])
+    assert file_bytes(out) == before and sorted(os.listdir(out)) == ["test.tfrecords",
+                                                                     "train.tfrecords"]
 
 
 def test_digit_larger_than_canvas_fails_clearly(tmp_path, mnist_dir, capsys):

@@ -75,7 +75,7 @@ evaluate: $(STAMP) data
 	$(VENV)/bin/python evaluate.py $(ARGS)
 
 charts: $(STAMP)
-	$(VENV)/bin/python charts.py $(ARGS)
+	$(VENV)/bin/python charts.py --results-dir air_results $(ARGS)
 
 tensorboard: $(STAMP)
 	$(VENV)/bin/tensorboard --logdir air_results/summary

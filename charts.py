@@ -91,6 +91,42 @@ def load_runs(folders):
     return runs
 
 
+def first_iteration_at(metrics, column, level):
+    """The first evaluated iteration at which ``column`` reached ``level`` (None if never)."""
+    reached = np.nonzero(metrics[column] >= level)[0]
+    return int(metrics["iteration"][reached[0]]) if len(reached) else None
+
+
+def run_table(runs, level=0.98):
+    """A Markdown table of each run: length, speed, when it reached ``level``, final accuracy.
+
+    Wall time and iterations/s span the first to the last held-out evaluation (metrics.csv
+    holds no earlier timestamp), so they leave out the first --eval-every iterations.
+    Columns a metrics file lacks are shown as "-".
+    """
+    lines = ["| run | iterations | wall time (first to last evaluation) | iterations/s | "
+             "first iteration at >= %g%% | final held-out accuracy: all / 0 / 1 / 2 digits |"
+             % (100 * level), "|---|---|---|---|---|---|"]
+    missing = np.array([])
+    for label, metrics in runs:
+        iterations = metrics["iteration"]
+        if not len(iterations):
+            continue
+        times = metrics.get("wall_time", missing)
+        if len(times) and times[-1] > times[0]:
+            span = times[-1] - times[0]
+            wall, rate = "%.0f min" % (span / 60.0), "%.1f" % ((iterations[-1] - iterations[0]) / span)
+        else:
+            wall, rate = "-", "-"
+        first = (first_iteration_at(metrics, "heldout_accuracy", level)
+                 if "heldout_accuracy" in metrics else "-")
+        final = " / ".join("%.3f" % metrics[c][-1] if c in metrics else "-" for c in (
+            "heldout_accuracy", "heldout_accuracy_0", "heldout_accuracy_1", "heldout_accuracy_2"))
+        lines.append("| %s | %d | %s | %s | %s | %s |" % (
+            label, iterations[-1], wall, rate, "never" if first is None else first, final))
+    return "\n".join(lines) + "\n"
+
+
 def pick_samples(digit_counts, count):
     """Indices of ``count`` images taking turns over the digit counts (0, 1, 2, 0, ...)."""
     by_count = [list(np.flatnonzero(digit_counts == k)) for k in np.unique(digit_counts)]
@@ -120,15 +156,15 @@ def draw_samples(results_dir, data_arg, count, path, dpi):
     import tensorflow.compat.v1 as tf
     tf.logging.set_verbosity(tf.logging.ERROR)
     tf.disable_v2_behavior()
-    from air import evaluation, inference, plots, records
+    from air import checkpoints, inference, plots, records
 
     model_dir = os.path.join(results_dir, "model")
     if not os.path.isdir(model_dir):
         return "samples skipped: no checkpoint in %s" % model_dir
     try:
-        checkpoint, config_path = evaluation.find_checkpoint(model_dir)
-        config = evaluation.load_config(config_path)
-    except evaluation.CheckpointError as error:
+        checkpoint, config_path = checkpoints.find_checkpoint(model_dir)
+        config = checkpoints.load_config(config_path)
+    except checkpoints.CheckpointError as error:
         return "samples skipped: %s" % error
     data_path = samples_data_path(results_dir, data_arg)
     if data_path is None:
@@ -152,9 +188,9 @@ def draw_samples(results_dir, data_arg, count, path, dpi):
     try:
         with inference.LoadedModel(os.path.dirname(checkpoint), checkpoint) as model:
             inferred = model.predict(images)
-    except inference.ModelDirError as error:
+    except checkpoints.CheckpointError as error:
         raise ChartError(error)
-    step = evaluation.checkpoint_step(checkpoint)
+    step = checkpoints.checkpoint_step(checkpoint)
     title = "%s, %s" % (os.path.basename(os.path.normpath(os.path.abspath(results_dir))),
                         "iteration %d" % step if step is not None else checkpoint)
     figure = plots.samples_figure(images, inferred["canvas"], inferred["boxes"],
@@ -177,6 +213,10 @@ def charts(results_dirs, output_dir=None, data=None, samples=8, dpi=100):
         path = os.path.join(output_dir, name)
         plots.save(draw(runs), path, dpi)
         written.append(path)
+    path = os.path.join(output_dir, "runs.md")
+    with open(path, "w") as f:
+        f.write(run_table(runs))
+    written.append(path)
     if samples > 0:
         path = os.path.join(output_dir, "samples.png")
         skipped = draw_samples(results_dirs[0], data, samples, path, dpi)
@@ -198,6 +238,9 @@ def main(argv=None):
         return 2
     for path in written:
         print("wrote %s" % path)
+        if path.endswith(".md"):
+            with open(path) as f:
+                print(f.read(), end="")
     return 0
 
 

@@ -497,13 +497,14 @@ def benchmark_latency(model_dir=None, repeats=200):
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
     from air import inference
+    from air.checkpoints import CheckpointError, find_checkpoint
     from air.config import AIRConfig
     temporary = None
     try:
         try:
-            inference.find_checkpoint(model_dir or "")
+            find_checkpoint(model_dir or "")
             source = "trained model in %s" % model_dir
-        except inference.ModelDirError:
+        except CheckpointError:
             temporary = tempfile.mkdtemp(prefix="bench-demo-")
             model_dir = temporary
             inference.save_untrained_model(model_dir, AIRConfig())
@@ -539,9 +540,10 @@ def run(args):
     if args.exit_after_screenshot and not args.screenshot:
         raise DemoError("--exit-after-screenshot needs --screenshot PATH")
     from air import inference
+    from air.checkpoints import CheckpointError, find_checkpoint, read_config
     try:
-        config = inference.read_config(args.model_dir)  # Fails fast, before TensorFlow loads.
-    except inference.ModelDirError as error:
+        config = read_config(args.model_dir)  # Fails fast, before TensorFlow loads.
+    except CheckpointError as error:
         raise DemoError(str(error))
     height, width = config.canvas_height, config.canvas_width
     initial = None
@@ -553,8 +555,8 @@ def run(args):
     tf.disable_v2_behavior()
     tf.logging.set_verbosity(tf.logging.ERROR)
     try:
-        inference.find_checkpoint(args.model_dir)
-    except inference.ModelDirError as error:
+        find_checkpoint(args.model_dir)
+    except CheckpointError as error:
         raise DemoError(str(error))
     if args.sample is not None:
         initial = load_sample(args.data, args.sample, height, width)
@@ -568,7 +570,7 @@ def run(args):
     try:
         try:
             model = inference.LoadedModel(args.model_dir, threads=args.threads)
-        except inference.ModelDirError as error:
+        except CheckpointError as error:
             raise DemoError(str(error))
         # The first run of a graph also optimises it (about a second): do it before the
         # window opens, so the first refresh shows the steady-state inference time.

@@ -201,9 +201,10 @@ def run(args):
     if args.batch_size < 1:
         raise EmbeddingsError("--batch-size must be positive, got %d" % args.batch_size)
     from air import inference
+    from air.checkpoints import CheckpointError, read_config
     try:
-        inference.read_config(args.model_dir)  # Fails fast, before TensorFlow loads.
-    except inference.ModelDirError as error:
+        read_config(args.model_dir)  # Fails fast, before TensorFlow loads.
+    except CheckpointError as error:
         raise EmbeddingsError(str(error))
     if not os.path.isfile(args.data):
         raise EmbeddingsError("record file %s not found (run `make data`, or give --data)"
@@ -226,7 +227,7 @@ def run(args):
         raise EmbeddingsError("%s holds no images" % args.data)
     try:
         model = inference.LoadedModel(args.model_dir)
-    except inference.ModelDirError as error:
+    except CheckpointError as error:
         raise EmbeddingsError(str(error))
     config = model.config
     if data.images.shape[1:] != model.canvas_shape:

@@ -55,9 +55,9 @@ def evaluate(model_dir, data_path, batch_size=500):
     tf.logging.set_verbosity(tf.logging.ERROR)
     tf.disable_v2_behavior()
     from air import records
-    from air.evaluation import (CheckpointError, HeldOutEvaluator, checkpoint_step,
-                                evaluation_report, find_checkpoint, load_config,
-                                restore_variables)
+    from air.checkpoints import (CheckpointError, checkpoint_step, find_checkpoint, load_config,
+                                 restore_variables)
+    from air.evaluation import HeldOutEvaluator, evaluation_report
 
     try:
         checkpoint, config_path = find_checkpoint(model_dir)

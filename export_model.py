@@ -21,12 +21,11 @@ def main(argv=None):
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
     tf.logging.set_verbosity(tf.logging.ERROR)
-    from air.checkpoints import export_weights
-    from air.inference import ModelDirError
+    from air.checkpoints import CheckpointError, export_weights
     try:
         exported = export_weights(os.path.join(args.results_dir, "model"), args.output,
                                   args.checkpoint)
-    except ModelDirError as error:
+    except CheckpointError as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
     size = sum(os.path.getsize(os.path.join(args.output, f)) for f in os.listdir(args.output))

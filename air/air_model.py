@@ -5,7 +5,7 @@ static, and an unrolled graph is faster than a while_loop on CPU):
 
 1. The LSTM reads the image (projected once per image) and the previous step's z_where,
    z_what and z_pres.
-2. Its output gives the z_pres log-odds and the mean and std of z_where = (scale logit,
+2. Its output gives the z_pres log-odds and the mean and std of z_where = (scale latent,
    shift x, shift y).
 3. The spatial transformer crops a window at z_where; the VAE encodes it to z_what and
    decodes z_what back to a window.
@@ -42,7 +42,7 @@ StepState = collections.namedtuple(
 StepOutput = collections.namedtuple("StepOutput", [
     "z_pres_log_odds",  # [B] posterior log-odds of an object at this step
     "z_pres",           # [B] relaxed (training) or rounded (test) presence in [0, 1]
-    "z_where_mean", "z_where_std", "z_where",  # [B, 3] scale logit, shift x, shift y
+    "z_where_mean", "z_where_std", "z_where",  # [B, 3] scale latent, shift x, shift y
     "scale",            # [B] window side / canvas side
     "shift",            # [B, 2] window centre in canvas coordinates (-1 .. 1)
     "z_what_mean", "z_what_std", "z_what",     # [B, vae_latent]

@@ -1,36 +1,173 @@
-"""Exporting a training run's weights (no optimiser slots) as a small model folder."""
+"""Model folders and checkpoints: finding, reading, restoring and exporting them.
+
+A model folder holds ``config.json`` and TensorFlow checkpoints (``model.ckpt-STEP`` plus the
+``checkpoint`` index), as training.py writes to RESULTS_DIR/model. Every function here accepts
+a model folder, a training results folder (its ``model/`` is used) or, where a checkpoint is
+looked up, one checkpoint prefix. Problems are raised as ``CheckpointError`` with a one-line
+message, which the scripts print as ``error: ...``.
+
+TensorFlow is imported inside the functions that need it, so a script can reject a wrong
+folder at once (``read_config``) before paying for TensorFlow's start-up.
+"""
 import os
 import shutil
 
-import tensorflow.compat.v1 as tf
-
-from air.air_model import AIRModel
-from air.config import CONFIG_FILENAME
-from air.inference import SCOPE, find_checkpoint
+from air.config import AIRConfig, CONFIG_FILENAME
 
 EXPORT_NAME = "model.ckpt"
+INDEX_FILENAME = "checkpoint"  # TensorFlow's list of a folder's checkpoints.
+
+
+class CheckpointError(ValueError):
+    """A model folder, checkpoint or config.json that cannot be used; the message is one line."""
+
+
+def model_folder(path):
+    """Takes a model folder, a results folder or a checkpoint prefix to the model folder.
+
+    No TensorFlow needed. A folder is used itself unless only its ``model/`` subfolder holds
+    a checkpoint index (or, failing that, a config.json), as in a training results folder.
+    """
+    if os.path.isdir(path):
+        candidates = (path, os.path.join(path, "model"))
+        for marker in (INDEX_FILENAME, CONFIG_FILENAME):
+            for folder in candidates:
+                if os.path.isfile(os.path.join(folder, marker)):
+                    return folder
+        return path
+    if os.path.isfile(path + ".index"):
+        return os.path.dirname(path) or "."
+    raise CheckpointError("model folder or checkpoint %s does not exist (train one with "
+                          "training.py; the checkpoints are in RESULTS_DIR/model)" % path)
+
+
+def read_config(path):
+    """Takes a model folder, results folder or checkpoint prefix to its AIRConfig (no TensorFlow).
+
+    Raises CheckpointError when the folder or its config.json is missing or unreadable.
+    """
+    return load_config(os.path.join(model_folder(path), CONFIG_FILENAME))
+
+
+def load_config(config_path):
+    """Reads a config.json, raising CheckpointError with a one-line reason."""
+    if not os.path.isfile(config_path):
+        raise CheckpointError("%s has no %s: not a model folder written by training.py" % (
+            os.path.dirname(config_path) or ".", CONFIG_FILENAME))
+    try:
+        return AIRConfig.load(config_path)
+    except (ValueError, TypeError, IOError) as error:
+        raise CheckpointError("incompatible %s: %s" % (config_path, _first_line(error)))
+
+
+def find_checkpoint(path):
+    """Takes a model folder, a results folder or a checkpoint prefix to (prefix, config.json path).
+
+    A folder gives its newest checkpoint (see ``model_folder`` for which folder is searched);
+    the config.json path is the one beside the checkpoint, not checked for existence here.
+    """
+    folder = model_folder(path)
+    if not os.path.isdir(path):  # A checkpoint prefix (model_folder checked its .index).
+        return path, os.path.join(folder, CONFIG_FILENAME)
+    prefix = latest_checkpoint(folder)
+    if prefix is None:
+        raise CheckpointError("no checkpoint in %s (expected the `checkpoint` index file and "
+                              "the model.ckpt-* files that training.py writes)" % path)
+    return prefix, os.path.join(folder, CONFIG_FILENAME)
+
+
+def latest_checkpoint(folder):
+    """The newest checkpoint prefix in ``folder``, or None.
+
+    Also finds checkpoints of a folder that was moved: the ``checkpoint`` index of older runs
+    holds absolute paths, so a stale path is looked up by its file name in ``folder``.
+    """
+    if not os.path.isfile(os.path.join(folder, INDEX_FILENAME)):
+        return None
+    import tensorflow.compat.v1 as tf
+    prefix = tf.train.latest_checkpoint(folder)
+    if prefix is not None:
+        return prefix
+    state = tf.train.get_checkpoint_state(folder)
+    if state is not None and state.model_checkpoint_path:
+        moved = os.path.join(folder, os.path.basename(state.model_checkpoint_path))
+        if os.path.isfile(moved + ".index"):
+            return moved
+    return None
+
+
+def checkpoint_step(checkpoint):
+    """Takes a checkpoint prefix to the training iteration it was saved at (None if unrecorded)."""
+    import tensorflow.compat.v1 as tf
+    try:
+        reader = tf.train.load_checkpoint(checkpoint)
+    except (tf.errors.OpError, ValueError) as error:
+        raise CheckpointError("cannot read checkpoint %s: %s" % (checkpoint, _first_line(error)))
+    if not reader.has_tensor("global_step"):
+        return None
+    return int(reader.get_tensor("global_step"))
+
+
+def restore_variables(session, checkpoint, variables=None):
+    """Restores ``variables`` (default: all global ones of the session's graph) from ``checkpoint``.
+
+    Names and shapes are compared first so that a config.json that does not describe the
+    checkpoint (say a different ``rnn_units``) is reported as one line naming the variable,
+    not as TensorFlow's restore traceback. Call it with the session's graph as the default
+    graph (under TF 2 the Saver would otherwise take the eager path).
+    """
+    import tensorflow.compat.v1 as tf
+    variables = tf.global_variables() if variables is None else list(variables)
+    try:
+        saved = dict(tf.train.list_variables(checkpoint))
+    except (tf.errors.OpError, ValueError) as error:
+        raise CheckpointError("cannot read checkpoint %s: %s" % (checkpoint, _first_line(error)))
+    for variable in variables:
+        name = variable.op.name
+        shape = variable.shape.as_list()
+        if name not in saved:
+            raise CheckpointError("checkpoint %s does not match its config.json: it has no "
+                                  "variable %s" % (checkpoint, name))
+        if list(saved[name]) != shape:
+            raise CheckpointError(
+                "checkpoint %s does not match its config.json: %s is %s in the checkpoint but "
+                "%s in the model the config describes" % (checkpoint, name, list(saved[name]), shape))
+    try:
+        tf.train.Saver(var_list=variables).restore(session, checkpoint)
+    except (tf.errors.OpError, ValueError) as error:
+        raise CheckpointError("cannot restore %s: %s" % (checkpoint, _first_line(error)))
 
 
 def export_weights(model_dir, output_dir, checkpoint=None):
     """Copies the model weights and global step of a checkpoint into a fresh model folder.
 
-    ``model_dir`` is a training run's model folder (its latest checkpoint, or ``checkpoint``
-    if given, is read); ``output_dir`` receives ``model.ckpt-STEP``, a ``checkpoint`` file
-    with a relative path (the folder can be moved) and config.json. Returns the new prefix.
+    ``model_dir`` is a training run's model (or results) folder; its latest checkpoint, or
+    ``checkpoint`` if given, is read. ``output_dir`` receives ``model.ckpt-STEP`` (no optimiser
+    slots), a ``checkpoint`` index with a relative path (the folder can be moved) and
+    config.json. Returns the new prefix; raises CheckpointError for an unusable model folder.
     """
-    config, latest = find_checkpoint(model_dir)
+    import tensorflow.compat.v1 as tf
+    from air.air_model import AIRModel
+    from air.inference import SCOPE
+    latest, config_path = find_checkpoint(model_dir)
+    config = load_config(config_path)
     with tf.Graph().as_default():
         images = tf.placeholder(tf.float32, [None, config.canvas_height, config.canvas_width])
         AIRModel(images, config, training=False, scope=SCOPE)
         global_step = tf.train.get_or_create_global_step()
-        saver = tf.train.Saver(tf.trainable_variables() + [global_step],
-                               save_relative_paths=True)
+        variables = tf.trainable_variables() + [global_step]
         with tf.Session() as session:
-            saver.restore(session, checkpoint or latest)
+            restore_variables(session, checkpoint or latest, variables)
             os.makedirs(output_dir, exist_ok=True)
+            saver = tf.train.Saver(variables, save_relative_paths=True)
             exported = saver.save(session, os.path.join(output_dir, EXPORT_NAME),
                                   global_step=int(session.run(global_step)),
                                   write_meta_graph=False)
-    shutil.copyfile(os.path.join(model_dir, CONFIG_FILENAME),
-                    os.path.join(output_dir, CONFIG_FILENAME))
+    shutil.copyfile(config_path, os.path.join(output_dir, CONFIG_FILENAME))
     return exported
+
+
+def _first_line(error):
+    """Takes an exception to the first line of its message (TensorFlow's can run to pages)."""
+    text = getattr(error, "message", None) or str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__

@@ -41,7 +41,7 @@ class AIRConfig:
     z_what_prior_mean: float = _field(0.0, "mean of the N(mean, variance) prior of each z_what unit")
     z_what_prior_variance: float = _field(1.0, "variance of the prior of each z_what unit")
 
-    # Object position (z_where = scale logit, shift x, shift y).
+    # Object position (z_where = scale latent, shift x, shift y).
     z_where_hidden_units: int = _field(64, "hidden units of the LSTM output -> z_where network")
     scale_transform: str = _field(
         "sigmoid", "maps the scale latent to window side / canvas side: 'sigmoid' or 'exp'")

@@ -1,18 +1,14 @@
 """Held-out evaluation: runs the test-mode model over a whole record file and scores it.
 
 Used by training.py (periodic held-out accuracy) and evaluate.py (the full report: counts, boxes
-matched to the true digits, ELBO). Also finds and restores checkpoints into any graph with
-one-line errors for the scripts (air/inference.py loads a model folder into its own graph for
-the demo and the charts).
+matched to the true digits, ELBO). Finding and restoring the checkpoint to evaluate is
+air/checkpoints.py's job.
 """
-import os
-
 import numpy as np
 import tensorflow.compat.v1 as tf
 
 from air import records
 from air.air_model import AIRModel
-from air.config import AIRConfig, CONFIG_FILENAME
 
 
 class HeldOutEvaluator:
@@ -93,102 +89,6 @@ def count_metrics(predictions, max_steps):
         "confusion": confusion.tolist(),
         "elbo": float(-np.mean(predictions["negative_elbo"])),
     }
-
-
-class CheckpointError(ValueError):
-    """A model folder, checkpoint or config.json that cannot be used; the message is one line."""
-
-
-def find_checkpoint(path):
-    """Takes a model folder, a results folder or a checkpoint prefix to (prefix, config.json path).
-
-    A folder is searched for a ``checkpoint`` index file (training.py's ``model/``), first in
-    itself and then in its ``model/`` subfolder, so a training results folder works too.
-    """
-    if os.path.isdir(path):
-        for folder in (path, os.path.join(path, "model")):
-            prefix = latest_checkpoint(folder)
-            if prefix is not None:
-                return prefix, os.path.join(folder, CONFIG_FILENAME)
-        raise CheckpointError("no checkpoint in %s (expected the `checkpoint` file and "
-                              "model.ckpt-* files that training.py writes)" % path)
-    if os.path.isfile(path + ".index"):
-        return path, os.path.join(os.path.dirname(path), CONFIG_FILENAME)
-    raise CheckpointError("model folder or checkpoint %s does not exist" % path)
-
-
-def latest_checkpoint(folder):
-    """The newest checkpoint prefix in ``folder``, or None.
-
-    Also finds checkpoints of a folder that was moved: the ``checkpoint`` index of older runs
-    holds absolute paths, so a stale path is looked up by its file name in ``folder``.
-    """
-    if not os.path.isfile(os.path.join(folder, "checkpoint")):
-        return None
-    prefix = tf.train.latest_checkpoint(folder)
-    if prefix is not None:
-        return prefix
-    state = tf.train.get_checkpoint_state(folder)
-    if state is not None and state.model_checkpoint_path:
-        moved = os.path.join(folder, os.path.basename(state.model_checkpoint_path))
-        if os.path.isfile(moved + ".index"):
-            return moved
-    return None
-
-
-def load_config(config_path):
-    """Reads config.json, raising CheckpointError with a one-line reason."""
-    if not os.path.isfile(config_path):
-        raise CheckpointError("no %s beside the checkpoint in %s" % (
-            CONFIG_FILENAME, os.path.dirname(config_path) or "."))
-    try:
-        return AIRConfig.load(config_path)
-    except (ValueError, TypeError) as error:
-        raise CheckpointError("%s: %s" % (config_path, error))
-
-
-def checkpoint_step(checkpoint):
-    """The global step saved in a checkpoint, or None if it holds none."""
-    try:
-        names = dict(tf.train.list_variables(checkpoint))
-    except (tf.errors.OpError, ValueError) as error:
-        raise CheckpointError("cannot read checkpoint %s: %s" % (checkpoint, _first_line(error)))
-    if "global_step" not in names:
-        return None
-    return int(tf.train.load_variable(checkpoint, "global_step"))
-
-
-def restore_variables(session, checkpoint, variables=None):
-    """Restores ``variables`` (default: all global ones) from ``checkpoint``.
-
-    Shapes and names are compared first so that a config.json that does not describe the
-    checkpoint (say a different ``rnn_units``) is reported as one line naming the variable,
-    not as TensorFlow's restore traceback.
-    """
-    variables = tf.global_variables() if variables is None else list(variables)
-    try:
-        saved = dict(tf.train.list_variables(checkpoint))
-    except (tf.errors.OpError, ValueError) as error:
-        raise CheckpointError("cannot read checkpoint %s: %s" % (checkpoint, _first_line(error)))
-    for variable in variables:
-        name = variable.op.name
-        shape = variable.shape.as_list()
-        if name not in saved:
-            raise CheckpointError("checkpoint %s does not match its config.json: it has no "
-                                  "variable %s" % (checkpoint, name))
-        if list(saved[name]) != shape:
-            raise CheckpointError(
-                "checkpoint %s does not match its config.json: %s is %s in the checkpoint but "
-                "%s in the model the config describes" % (checkpoint, name, list(saved[name]), shape))
-    try:
-        tf.train.Saver(var_list=variables).restore(session, checkpoint)
-    except (tf.errors.OpError, ValueError) as error:
-        raise CheckpointError("cannot restore %s: %s" % (checkpoint, _first_line(error)))
-
-
-def _first_line(error):
-    text = getattr(error, "message", None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
 def box_iou(boxes_a, boxes_b):

@@ -1,105 +1,45 @@
 """Loading a trained model folder for inference: takes a folder written by training.py to a
 ready-to-run test-mode AIR (z_pres rounded, posterior means) and images to numpy predictions.
 
-A model folder holds ``config.json`` and TensorFlow checkpoints (``model.ckpt-STEP``). The model
-is built once, in its own ``tf.Graph``, on a placeholder of any batch size, so the demo can call
-``predict`` many times a second and scripts can load several models side by side.
+A model folder holds ``config.json`` and TensorFlow checkpoints (``model.ckpt-STEP``); finding,
+reading and restoring them is air/checkpoints.py's job. The model is built once, in its own
+``tf.Graph``, on a placeholder of any batch size, so the demo can call ``predict`` many times a
+second and scripts can load several models side by side.
 """
 import os
 
 import numpy as np
 
-from air.config import AIRConfig, CONFIG_FILENAME
+from air.checkpoints import (CheckpointError, checkpoint_step, find_checkpoint, read_config,
+                             restore_variables)
+from air.config import CONFIG_FILENAME
 
-# TensorFlow is imported inside the functions that need it, so a script can reject a wrong
-# folder at once (read_config) before paying for TensorFlow's start-up.
+# TensorFlow is imported inside the functions that need it; air/checkpoints.py reads a model
+# folder without it, so a script can reject a wrong folder before TensorFlow's start-up.
 
 SCOPE = "air"
-
-
-class ModelDirError(Exception):
-    """The model folder is missing, incomplete or does not match its config (one-line message)."""
-
-
-def read_config(model_dir):
-    """Takes a model folder to its AIRConfig (no TensorFlow needed).
-
-    Raises ModelDirError when the folder or its config.json is missing or unreadable.
-    """
-    if not os.path.isdir(model_dir):
-        raise ModelDirError("model folder %s does not exist (train one with training.py; the "
-                            "checkpoints are in RESULTS_DIR/model)" % model_dir)
-    config_path = os.path.join(model_dir, CONFIG_FILENAME)
-    if not os.path.isfile(config_path):
-        raise ModelDirError("%s has no %s: not a model folder written by training.py"
-                            % (model_dir, CONFIG_FILENAME))
-    try:
-        config = AIRConfig.load(config_path)
-    except (ValueError, TypeError, IOError) as error:
-        raise ModelDirError("incompatible %s: %s" % (config_path, error))
-    return config
-
-
-def find_checkpoint(model_dir):
-    """Takes a model folder to (AIRConfig, latest checkpoint prefix), without building a graph.
-
-    Raises ModelDirError when the folder, its config.json or a checkpoint is missing or unreadable.
-    """
-    import tensorflow.compat.v1 as tf
-    config = read_config(model_dir)
-    checkpoint = tf.train.latest_checkpoint(model_dir)
-    if checkpoint is None:
-        raise ModelDirError("%s has no checkpoint (model.ckpt-STEP files and their 'checkpoint' "
-                            "index)" % model_dir)
-    return config, checkpoint
-
-
-def checkpoint_step(checkpoint):
-    """Takes a checkpoint prefix to the training iteration it was saved at (None if unrecorded)."""
-    import tensorflow.compat.v1 as tf
-    reader = tf.train.load_checkpoint(checkpoint)
-    if not reader.has_tensor("global_step"):
-        return None
-    return int(reader.get_tensor("global_step"))
-
-
-def _check_variables(checkpoint, variables):
-    """Raises ModelDirError unless the checkpoint holds every variable with the same shape."""
-    import tensorflow.compat.v1 as tf
-    try:
-        saved = dict(tf.train.list_variables(checkpoint))
-    except (tf.errors.OpError, ValueError) as error:
-        raise ModelDirError("unreadable checkpoint %s: %s" % (checkpoint, error))
-    for variable in variables:
-        name = variable.op.name
-        shape = variable.shape.as_list()
-        if name not in saved:
-            raise ModelDirError("checkpoint %s lacks variable %s: it was not written by this "
-                                "model with this config.json" % (checkpoint, name))
-        if list(saved[name]) != shape:
-            raise ModelDirError("checkpoint %s does not match config.json: %s is %s in the "
-                                "checkpoint but %s in the model" % (checkpoint, name,
-                                                                     list(saved[name]), shape))
 
 
 class LoadedModel:
     """A test-mode AIRModel restored from a model folder, in its own graph and session.
 
     Args:
-        model_dir: folder with config.json and checkpoints (training.py's RESULTS_DIR/model).
-        checkpoint: a specific checkpoint prefix instead of the latest one.
+        model_dir: folder with config.json and checkpoints (training.py's RESULTS_DIR/model; a
+            results folder or a checkpoint prefix also works, see air/checkpoints.py).
+        checkpoint: a specific checkpoint prefix instead of the latest one (the config is still
+            the one of ``model_dir``).
         threads: intra- and inter-op threads of the session (0: TensorFlow's choice).
 
     The z_pres prior used by the ELBO is the one at the checkpoint's training iteration (as in
     the held-out evaluation during training), or the end of the schedule if it is unrecorded.
-    Raises ModelDirError for a missing or incompatible folder.
+    Raises CheckpointError (air/checkpoints.py) for a missing or incompatible folder.
     """
 
     def __init__(self, model_dir, checkpoint=None, threads=0):
         import tensorflow.compat.v1 as tf
         from air.air_model import AIRModel
-        self.config, latest = find_checkpoint(model_dir)
-        self.checkpoint = checkpoint or latest
+        self.config = read_config(model_dir)  # Config errors first, as the scripts report them.
+        self.checkpoint = checkpoint or find_checkpoint(model_dir)[0]
         self.step = checkpoint_step(self.checkpoint)
         config = self.config
         self.graph = tf.Graph()
@@ -110,8 +50,6 @@ class LoadedModel:
             self.model = AIRModel(self.images, config, training=False, global_step=step,
                                   scope=SCOPE)
             variables = tf.global_variables(scope=SCOPE)
-            _check_variables(self.checkpoint, variables)
-            saver = tf.train.Saver(var_list=variables)
             steps = self.model.steps
             self._fetches = {
                 "digit_count": self.model.digit_count,
@@ -134,11 +72,10 @@ class LoadedModel:
         # otherwise take the eager path and reject these graph variables.
         with self.graph.as_default():
             try:
-                saver.restore(self.session, self.checkpoint)
-            except (tf.errors.OpError, ValueError) as error:
+                restore_variables(self.session, self.checkpoint, variables)
+            except CheckpointError:
                 self.session.close()
-                raise ModelDirError("cannot restore %s: %s" % (self.checkpoint,
-                                                              str(error).splitlines()[0]))
+                raise
         self.graph.finalize()  # Nothing is added after loading: a refresh only runs the graph.
 
     @property

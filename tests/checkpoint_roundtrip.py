@@ -92,13 +92,13 @@ def save(directory, model_dir=None, seed=0):
     import numpy as np
     import tensorflow.compat.v1 as tf
     from air.config import AIRConfig, CONFIG_FILENAME
-    from air import evaluation
+    from air import checkpoints
 
     if model_dir is not None:
         try:
-            checkpoint, config_path = evaluation.find_checkpoint(model_dir)
-            config = evaluation.load_config(config_path)
-        except evaluation.CheckpointError as error:
+            checkpoint, config_path = checkpoints.find_checkpoint(model_dir)
+            config = checkpoints.load_config(config_path)
+        except checkpoints.CheckpointError as error:
             raise RoundTripError(str(error))
     else:
         config = AIRConfig()
@@ -109,7 +109,7 @@ def save(directory, model_dir=None, seed=0):
         variables = tf.global_variables()
         with tf.Session() as session:
             if model_dir is not None:
-                evaluation.restore_variables(session, checkpoint, variables)
+                checkpoints.restore_variables(session, checkpoint, variables)
             else:
                 for variable, value in zip(variables, numpy_weights(variables, seed)):
                     variable.load(value, session)

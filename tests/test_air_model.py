@@ -446,7 +446,7 @@ def test_short_training_reduces_the_loss_and_its_checkpoint_restores(small_data_
                                                                      capsys):
     import checkpoint_roundtrip
     import training
-    from air import evaluation
+    from air import checkpoints, evaluation
 
     results = str(tmp_path / "run")
     assert training.main(["--data-dir", small_data_dir, "--results-dir", results] + SHORT_RUN) == 0
@@ -460,16 +460,16 @@ def test_short_training_reduces_the_loss_and_its_checkpoint_restores(small_data_
     assert rows[-1]["loss"] < 0.6 * rows[0]["loss"], [row["loss"] for row in rows]
 
     # The checkpoint gives the held-out figures the training process computed at its end.
-    checkpoint, config_path = evaluation.find_checkpoint(os.path.join(results, "model"))
-    config = evaluation.load_config(config_path)
+    checkpoint, config_path = checkpoints.find_checkpoint(os.path.join(results, "model"))
+    config = checkpoints.load_config(config_path)
     assert config.rnn_units == 64 and config.learning_rate == 1e-3
-    assert evaluation.checkpoint_step(checkpoint) == 200
+    assert checkpoints.checkpoint_step(checkpoint) == 200
     with tf.Graph().as_default():
         global_step = tf.train.get_or_create_global_step()
         evaluator = evaluation.HeldOutEvaluator(
             config, os.path.join(small_data_dir, "test.tfrecords"), 500, global_step)
         with tf.Session() as session:
-            evaluation.restore_variables(session, checkpoint)
+            checkpoints.restore_variables(session, checkpoint)
             metrics = evaluator.count_metrics(session)
     assert metrics["count_accuracy"] == pytest.approx(rows[-1]["heldout_accuracy"], abs=1e-4)
     assert metrics["elbo"] == pytest.approx(rows[-1]["heldout_elbo"], abs=2e-3)

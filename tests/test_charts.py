@@ -67,7 +67,7 @@ def test_samples_are_skipped_without_data_or_checkpoint(small_results_dir, tmp_p
         assert "samples skipped: no multi_mnist_data/test.tfrecords" in capsys.readouterr().out
     finally:
         os.chdir(cwd)
-    assert sorted(os.listdir(str(tmp_path / "c"))) == ["accuracy.png", "losses.png"]
+    assert sorted(os.listdir(str(tmp_path / "c"))) == ["accuracy.png", "losses.png", "runs.md"]
 
 
 def test_compared_runs_are_one_labelled_line_each(small_results_dir, tmp_path, capsys):
@@ -77,7 +77,7 @@ def test_compared_runs_are_one_labelled_line_each(small_results_dir, tmp_path, c
     code = charts.main(["--results-dir", small_results_dir, "--compare", str(other),
                         "--output-dir", str(tmp_path / "c"), "--samples", "0"])
     assert code == 0
-    assert sorted(os.listdir(str(tmp_path / "c"))) == ["accuracy.png", "losses.png"]
+    assert sorted(os.listdir(str(tmp_path / "c"))) == ["accuracy.png", "losses.png", "runs.md"]
     capsys.readouterr()
 
     runs = charts.load_runs([small_results_dir, str(other)])
@@ -152,3 +152,23 @@ def test_bad_inputs_give_one_line_errors(small_results_dir, tmp_path, capsys):
     write_metrics(str(tmp_path / "metrics.csv"), [])
     assert charts.main(["--results-dir", str(tmp_path)]) == 2
     assert "no metrics rows yet" in capsys.readouterr().err
+
+
+def test_run_table_reports_first_iteration_at_98_percent_and_speed():
+    import numpy as np
+    import charts
+    metrics = {
+        "iteration": np.array([1000.0, 2000.0, 3000.0]),
+        "wall_time": np.array([100.0, 200.0, 300.0]),
+        "heldout_accuracy": np.array([0.5, 0.985, 0.99]),
+        "heldout_accuracy_0": np.array([1.0, 1.0, 1.0]),
+        "heldout_accuracy_1": np.array([0.2, 0.97, 0.98]),
+        "heldout_accuracy_2": np.array([0.3, 0.99, 0.99]),
+    }
+    never = dict(metrics, heldout_accuracy=np.array([0.3, 0.35, 0.4]))
+    table = charts.run_table([("good", metrics), ("stuck", never)])
+    rows = table.strip().splitlines()
+    assert len(rows) == 4
+    # 2000 iterations in 200 s between the first and last evaluation: 10 it/s.
+    assert rows[2] == "| good | 3000 | 3 min | 10.0 | 2000 | 0.990 / 1.000 / 0.980 / 0.990 |"
+    assert "| never |" in rows[3]

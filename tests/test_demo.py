@@ -14,6 +14,7 @@ import pytest
 
 import demo
 from air import inference
+from air.checkpoints import CheckpointError, find_checkpoint, read_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOG_LINE = re.compile(r"^refresh (\d+): digits (\d+), negative ELBO (\S+), inference (\S+) ms$")
@@ -148,25 +149,25 @@ def test_loaded_model_predicts_every_output(small_results_dir, small_data_dir):
 
 
 def test_model_dir_errors_are_clear(tmp_path, small_results_dir):
-    with pytest.raises(inference.ModelDirError, match="does not exist"):
-        inference.read_config(str(tmp_path / "nowhere"))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        read_config(str(tmp_path / "nowhere"))
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(inference.ModelDirError, match="has no config.json"):
-        inference.read_config(str(empty))
+    with pytest.raises(CheckpointError, match="has no config.json"):
+        read_config(str(empty))
     (empty / "config.json").write_text('{"no_such_field": 1}')
-    with pytest.raises(inference.ModelDirError, match="incompatible .*no_such_field"):
-        inference.read_config(str(empty))
+    with pytest.raises(CheckpointError, match="incompatible .*no_such_field"):
+        read_config(str(empty))
     (empty / "config.json").write_text("{}")
-    with pytest.raises(inference.ModelDirError, match="has no checkpoint"):
-        inference.find_checkpoint(str(empty))
+    with pytest.raises(CheckpointError, match="no checkpoint in"):
+        find_checkpoint(str(empty))
     # A checkpoint of another configuration: the shapes differ.
     other = tmp_path / "other"
     shutil.copytree(os.path.join(small_results_dir, "model"), str(other))
     from air.config import AIRConfig
     config = AIRConfig.load(str(other / "config.json"))
     config.replace(rnn_units=32).save(str(other / "config.json"))
-    with pytest.raises(inference.ModelDirError, match="does not match config.json"):
+    with pytest.raises(CheckpointError, match="does not match its config.json"):
         inference.LoadedModel(str(other))
 
 

@@ -15,7 +15,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import training
-from air import evaluation
+from air import checkpoints
 from air.config import AIRConfig, CONFIG_FILENAME
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,8 +46,8 @@ def read_events(summary_dir):
 
 
 def latest_step(results_dir):
-    checkpoint, _ = evaluation.find_checkpoint(os.path.join(results_dir, "model"))
-    return evaluation.checkpoint_step(checkpoint)
+    checkpoint, _ = checkpoints.find_checkpoint(os.path.join(results_dir, "model"))
+    return checkpoints.checkpoint_step(checkpoint)
 
 
 def test_results_folder_layout(small_results_dir):
@@ -190,7 +190,7 @@ def test_refusals_then_resume_continues(interrupted_run, small_data_dir, capsys)
     # The first session's code stays in source/; the resumed session's is added beside it.
     assert os.path.isfile(os.path.join(results, "source", "air", "air_model.py"))
     assert glob.glob(os.path.join(results, "source", "resumed-*", "air", "air_model.py"))
-    checkpoint, _ = evaluation.find_checkpoint(os.path.join(results, "model"))
+    checkpoint, _ = checkpoints.find_checkpoint(os.path.join(results, "model"))
     # Adam's optimiser state came back too: its beta1 power (0.9 before the first update,
     # times 0.9 at each) counts every update of both sessions.
     beta1_power = [name for name, _ in tf.train.list_variables(checkpoint)

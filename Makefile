@@ -68,7 +68,7 @@ bench: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/python demo.py $(ARGS)
 
-embeddings: $(STAMP)
+embeddings: $(STAMP) data
 	$(VENV)/bin/python embeddings.py $(ARGS)
 
 evaluate: $(STAMP) data

@@ -137,10 +137,34 @@ def _run_model_worker(args, kind, iterations, warmup, worker="_model_worker"):
         errors = result.stderr.strip().splitlines() or ["no output"]
         raise BenchmarkError("%s worker failed: %s" % (kind, errors[-1]))
     figures = json.loads(lines[-1])
-    sys.stderr.write("%s measured on %s; load average %.1f at start, %.1f at end (%d CPUs)\n"
-                     % (kind, source, figures["load_start"], figures["load_end"],
-                        os.cpu_count()))
+    sys.stderr.write("%s measured on the records in %s; load average %.1f at start, %.1f at "
+                     "end (%d CPUs)\n" % (kind, os.path.dirname(source) or ".",
+                                          figures["load_start"], figures["load_end"],
+                                          os.cpu_count()))
     return figures
+
+
+def _time_calls(run, iterations, warmup):
+    """Calls run(i) warmup times, then times iterations calls: rate, latency, CPU, memory."""
+    import numpy as np
+    for i in range(warmup):
+        run(i)
+    times = []
+    cpu_start, start = time.process_time(), time.perf_counter()
+    for i in range(iterations):
+        before = time.perf_counter()
+        run(i)
+        times.append(time.perf_counter() - before)
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
+    times = np.array(times) * 1000.0
+    return {
+        "iterations": iterations, "per_second": iterations / wall,
+        "median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
+        "cpu_ms": cpu / iterations * 1000.0,
+        # ru_maxrss is in KiB on Linux: the peak resident memory of this process only.
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "load_end": os.getloadavg()[0]}
 
 
 def _model_worker(kind, records_path, iterations, warmup):
@@ -186,24 +210,8 @@ def _model_worker(kind, records_path, iterations, warmup):
                 feed = None if placeholder is None else {placeholder: images[i % len(images)][None]}
                 session.run(fetch, feed)
 
-            for i in range(warmup):
-                run(i)
-            times = []
-            cpu_start, start = time.process_time(), time.perf_counter()
-            for i in range(iterations):
-                before = time.perf_counter()
-                run(i)
-                times.append(time.perf_counter() - before)
-            wall = time.perf_counter() - start
-            cpu = time.process_time() - cpu_start
-    times = np.array(times) * 1000.0
-    print(json.dumps({
-        "iterations": iterations, "per_second": iterations / wall,
-        "median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
-        "cpu_ms": cpu / iterations * 1000.0,
-        # ru_maxrss is in KiB on Linux: the peak resident memory of this process only.
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "load_start": load_start, "load_end": os.getloadavg()[0]}))
+            figures = _time_calls(run, iterations, warmup)
+    print(json.dumps(dict(figures, load_start=load_start)))
 
 
 @benchmark("training_step", "training step of the default configuration (Adam, clipping, skip "
@@ -284,24 +292,10 @@ def _pipeline_worker(kind, records_path, iterations, warmup):
                 else:
                     evaluator.count_metrics(session)
 
-            for _ in range(warmup):
-                run()
-            times = []
-            cpu_start, start = time.process_time(), time.perf_counter()
-            for _ in range(iterations):
-                before = time.perf_counter()
-                run()
-                times.append(time.perf_counter() - before)
-            wall = time.perf_counter() - start
-            cpu = time.process_time() - cpu_start
-    times = np.array(times) * 1000.0
-    print(json.dumps({
-        "iterations": iterations, "per_second": iterations / wall,
-        "images_per_second": iterations * images_per_run / wall, "images": images_per_run,
-        "median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
-        "cpu_ms": cpu / iterations * 1000.0,
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "load_start": load_start, "load_end": os.getloadavg()[0]}))
+            figures = _time_calls(lambda i: run(), iterations, warmup)
+    figures.update(load_start=load_start, images=images_per_run,
+                   images_per_second=figures["per_second"] * images_per_run)
+    print(json.dumps(figures))
 
 
 @benchmark("training_pipeline", "training.py's loop without summaries: the default configuration "

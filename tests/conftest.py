@@ -14,6 +14,17 @@ if REPO not in sys.path:  # Make `import air` and the top-level scripts work und
     sys.path.insert(0, REPO)
 
 
+def evaluate_in_graph(build, *arrays):
+    """Builds ``build(*float32 constants)`` in a fresh graph and returns its numpy value(s)."""
+    import numpy as np
+    import tensorflow.compat.v1 as tf
+    with tf.Graph().as_default():
+        tensors = [tf.constant(np.asarray(a, np.float32)) for a in arrays]
+        fetches = build(*tensors)
+        with tf.Session() as session:
+            return session.run(fetches)
+
+
 @pytest.fixture(scope="session")
 def mnist_dir():
     """Folder holding the four MNIST .gz files (read-only: tests copy what they alter)."""
@@ -37,11 +48,17 @@ def mnist_data(mnist_dir):
 @pytest.fixture(scope="session")
 def small_data_dir(mnist_dir, tmp_path_factory):
     """A small multi-MNIST set (300 training, 90 held-out images), generated once per session."""
+    return generate_multi_mnist(mnist_dir, str(tmp_path_factory.mktemp("small_multi_mnist")),
+                                images_per_digit=100, test_set_size=90, seed=123)
+
+
+def generate_multi_mnist(mnist_dir, out, images_per_digit, test_set_size, seed):
+    """Runs multi_mnist.py (one worker, quiet) into ``out``; returns ``out``."""
     import multi_mnist
-    out = str(tmp_path_factory.mktemp("small_multi_mnist"))
     code = multi_mnist.main(["--mnist-dir", mnist_dir, "--output-dir", out,
-                             "--images-per-digit", "100", "--test-set-size", "90",
-                             "--seed", "123", "--workers", "1", "--quiet"])
+                             "--images-per-digit", str(images_per_digit),
+                             "--test-set-size", str(test_set_size),
+                             "--seed", str(seed), "--workers", "1", "--quiet"])
     assert code in (0, None)
     return out
 

@@ -16,7 +16,7 @@ import pytest
 import checkpoint_roundtrip
 
 SCRIPT = os.path.abspath(checkpoint_roundtrip.__file__)
-OTHER_PYTHON = os.environ.get("AIR_OTHER_PYTHON")
+OTHER_PYTHON = os.environ.get("AIR_OTHER_PYTHON") or None  # unset or empty: no other stack
 # Differences between two TensorFlow builds are rounding (largest seen: ~9e-6 in the
 # canvas between TF 1.15.5 and 2.21); within one stack the outputs should not move at all.
 CROSS_STACK_TOLERANCE = "1e-5"

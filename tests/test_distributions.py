@@ -10,20 +10,12 @@ import tensorflow.compat.v1 as tf
 from scipy import integrate, stats
 
 from air import distributions as dist
+from conftest import evaluate_in_graph as evaluate
 
 
 @pytest.fixture(scope="module", autouse=True)
 def graph_mode():
     tf.disable_v2_behavior()
-
-
-def evaluate(build, *arrays):
-    """Builds ``build(*float32 constants)`` in a fresh graph and returns its numpy value(s)."""
-    with tf.Graph().as_default():
-        tensors = [tf.constant(np.asarray(a, np.float32)) for a in arrays]
-        fetches = build(*tensors)
-        with tf.Session() as session:
-            return session.run(fetches)
 
 
 class ScalarFunction:

@@ -214,6 +214,15 @@ def _model_worker(kind, records_path, iterations, warmup):
     print(json.dumps(dict(figures, load_start=load_start)))
 
 
+def _training_metrics(figures):
+    """The table rows of a training benchmark."""
+    return [Metric("iterations/s", figures["per_second"], "1/s"),
+            Metric("time per iteration, median", figures["median_ms"], "ms"),
+            Metric("CPU time per iteration (all threads)", figures["cpu_ms"], "ms"),
+            Metric("peak resident memory", figures["peak_mib"], "MiB"),
+            Metric("load average (1 min) at end", figures["load_end"], "")]
+
+
 @benchmark("training_step", "training step of the default configuration (Adam, clipping, skip "
                             "of non-finite updates; no summaries) on a constant batch of 64 real "
                             "multi-MNIST images, in a fresh process; targets >= 25 it/s on TF 2.x, "
@@ -221,11 +230,7 @@ def _model_worker(kind, records_path, iterations, warmup):
 def bench_training_step(args):
     figures = _run_model_worker(args, "training", 20 if args.quick else 300,
                                 3 if args.quick else 30)
-    return [Metric("iterations/s", figures["per_second"], "1/s"),
-            Metric("time per iteration, median", figures["median_ms"], "ms"),
-            Metric("CPU time per iteration (all threads)", figures["cpu_ms"], "ms"),
-            Metric("peak resident memory", figures["peak_mib"], "MiB"),
-            Metric("load average (1 min) at end", figures["load_end"], "")]
+    return _training_metrics(figures)
 
 
 @benchmark("model_forward", "test-mode forward pass of the default configuration on one 50x50 "
@@ -305,11 +310,7 @@ def _pipeline_worker(kind, records_path, iterations, warmup):
 def bench_training_pipeline(args):
     figures = _run_model_worker(args, "training", 20 if args.quick else 300,
                                 3 if args.quick else 30, worker="_pipeline_worker")
-    return [Metric("iterations/s", figures["per_second"], "1/s"),
-            Metric("time per iteration, median", figures["median_ms"], "ms"),
-            Metric("CPU time per iteration (all threads)", figures["cpu_ms"], "ms"),
-            Metric("peak resident memory", figures["peak_mib"], "MiB"),
-            Metric("load average (1 min) at end", figures["load_end"], "")]
+    return _training_metrics(figures)
 
 
 @benchmark("heldout_evaluation", "held-out evaluation as in training.py and evaluate.py: the "

@@ -159,11 +159,11 @@ def format_duration(seconds):
 
 def prepare_results(args):
     """Checks and creates the results folder; returns (config, model_dir, summary_dir)."""
+    from air.checkpoints import latest_checkpoint
     from air.config import AIRConfig, CONFIG_FILENAME
-    import tensorflow.compat.v1 as tf
     model_dir = os.path.join(args.results_dir, "model")
     summary_dir = os.path.join(args.results_dir, "summary")
-    has_checkpoint = tf.train.latest_checkpoint(model_dir) is not None
+    has_checkpoint = latest_checkpoint(model_dir) is not None
     overrides = _config_overrides(args)
     if args.resume:
         if not has_checkpoint:
@@ -226,6 +226,7 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
     import tensorflow.compat.v1 as tf
     from air import records, summaries
     from air.air_model import AIRModel
+    from air.checkpoints import latest_checkpoint
     from air.evaluation import HeldOutEvaluator
     from air.optimization import build_train_op
 
@@ -261,7 +262,8 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
 
     stop = StopRequest()
     with tf.Session(config=session_config) as session:
-        latest = tf.train.latest_checkpoint(model_dir)
+        # The project's lookup also finds the checkpoints of a folder that was moved.
+        latest = latest_checkpoint(model_dir)
         if args.resume:
             saver.restore(session, latest)
             print("resumed from %s" % latest, flush=True)

@@ -60,6 +60,11 @@ def build_parser():
                      help="stop when this many updates in a row had a non-finite loss")
     run.add_argument("--threads", type=int, default=0,
                      help="TensorFlow intra/inter-op threads (0: TensorFlow's choice)")
+    run.add_argument("--stop-at-accuracy", type=float, default=None, metavar="A",
+                     help="stop once held-out count accuracy has been >= A at --patience "
+                          "evaluations in a row (resumed runs count their earlier evaluations)")
+    run.add_argument("--patience", type=int, default=3,
+                     help="evaluations in a row at --stop-at-accuracy before stopping")
 
     model = parser.add_argument_group(
         "model configuration (defaults: the published configuration; see air/config.py)")
@@ -89,8 +94,15 @@ def _parse_bool(text):
 
 
 def _config_overrides(args):
-    from air.config import config_fields
-    return {name: getattr(args, name) for name, _, _, _ in config_fields() if hasattr(args, name)}
+    """The config fields given on the command line; a --preset brings its own fields first."""
+    from air.config import PRESETS, config_fields
+    given = {name: getattr(args, name) for name, _, _, _ in config_fields() if hasattr(args, name)}
+    if "preset" in given:
+        if given["preset"] not in PRESETS:
+            raise TrainingError("unknown --preset %r (one of %s)"
+                                % (given["preset"], ", ".join(PRESETS)))
+        given = dict(PRESETS[given["preset"]], **given)
+    return given
 
 
 def snapshot_source(destination):
@@ -181,6 +193,12 @@ def prepare_results(args):
         if has_checkpoint:
             raise TrainingError("%s already holds checkpoints: use --resume to continue, or "
                                 "another --results-dir" % model_dir)
+        used = [name for name in ("metrics.csv", "model", "summary")
+                if os.path.exists(os.path.join(args.results_dir, name))]
+        if used:
+            raise TrainingError("%s already holds %s of an earlier run (without a checkpoint to "
+                                "resume): delete it or choose another --results-dir"
+                                % (args.results_dir, ", ".join(used)))
         try:
             config = AIRConfig.from_dict(overrides)
         except ValueError as error:
@@ -274,11 +292,14 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
         # Events past the resumed step (written before an interruption) are superseded.
         writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), step)
         metrics_path = os.path.join(args.results_dir, "metrics.csv")
-        new_metrics = not os.path.isfile(metrics_path)
-        metrics_file = open(metrics_path, "a", newline="")
+        # Rows past the resumed step were written after the last checkpoint: they are redone.
+        earlier_rows = read_metrics(metrics_path, up_to=step)
+        metrics_file = open(metrics_path, "w", newline="")
         metrics = csv.writer(metrics_file)
-        if new_metrics:
-            metrics.writerow(METRIC_COLUMNS)
+        metrics.writerow(METRIC_COLUMNS)
+        metrics.writerows([row.get(c, "") for c in METRIC_COLUMNS] for row in earlier_rows)
+        metrics_file.flush()
+        good_streak = accuracy_streak(earlier_rows, args.stop_at_accuracy)
 
         def save():
             path = saver.save(session, os.path.join(model_dir, CHECKPOINT_NAME), global_step=step)
@@ -293,10 +314,14 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
         start_step, start_time = step, time.time()
         last_progress = 0.0
         exit_message = None
+        converged = False
         try:
             while step < max_iterations:
                 if stop.signal_name:
                     exit_message = "%s received" % stop.signal_name
+                    break
+                if args.stop_at_accuracy is not None and good_streak >= args.patience:
+                    converged = True
                     break
                 run_fetches = dict(fetches)
                 for name, (period, op) in summary_ops.items():
@@ -330,6 +355,8 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
                                      + ["%.3f" % heldout["elbo"]])
                     metrics_file.flush()
                     window = []
+                    good_streak = (good_streak + 1 if args.stop_at_accuracy is not None
+                                   and heldout["count_accuracy"] >= args.stop_at_accuracy else 0)
                 if step % args.save_every == 0:
                     last_checkpoint = save()
 
@@ -352,8 +379,35 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
             stop.restore()
         if exit_message:
             print("%s: saved %s; continue with --resume" % (exit_message, path), flush=True)
+        elif converged:
+            print("converged: held-out count accuracy >= %g at %d evaluations in a row "
+                  "(iteration %d); saved %s" % (args.stop_at_accuracy, args.patience, step, path),
+                  flush=True)
         else:
             print("finished %d iterations; saved %s" % (step, path), flush=True)
+
+
+def read_metrics(path, up_to=None):
+    """The rows of a metrics.csv as dicts (column: text), optionally only to an iteration."""
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("iteration")]
+    if up_to is not None:
+        rows = [row for row in rows if int(row["iteration"]) <= up_to]
+    return rows
+
+
+def accuracy_streak(rows, threshold):
+    """How many of the last metrics rows in a row have held-out accuracy >= threshold."""
+    streak = 0
+    if threshold is None:
+        return streak
+    for row in reversed(rows):
+        if float(row["heldout_accuracy"]) < threshold:
+            break
+        streak += 1
+    return streak
 
 
 def _write_heldout_summary(tf, writer, heldout, step):
@@ -365,9 +419,29 @@ def _write_heldout_summary(tf, writer, heldout, step):
     writer.flush()
 
 
+def validate(args):
+    """Rejects out-of-range run options before anything is written."""
+    at_least_one = ("eval_every", "save_every", "eval_batch_size", "keep_checkpoints",
+                    "max_skipped_in_a_row", "patience", "max_iterations")
+    for name in at_least_one:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise TrainingError("--%s must be at least 1, got %s" % (name.replace("_", "-"), value))
+    for name in ("scalars_every", "variables_every", "images_every", "gradients_every", "threads",
+                 "progress_seconds"):
+        if getattr(args, name) < 0:
+            raise TrainingError("--%s must be 0 or more, got %s"
+                                % (name.replace("_", "-"), getattr(args, name)))
+    if not args.epochs > 0:
+        raise TrainingError("--epochs must be positive, got %s" % args.epochs)
+    if args.stop_at_accuracy is not None and not 0.0 < args.stop_at_accuracy <= 1.0:
+        raise TrainingError("--stop-at-accuracy must be in (0, 1], got %s" % args.stop_at_accuracy)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        validate(args)
         train(args)
     except TrainingError as error:
         print("error: %s" % error, file=sys.stderr)

@@ -53,17 +53,23 @@ StepOutput = collections.namedtuple("StepOutput", [
     "kl_z_pres", "kl_z_where", "kl_z_what",    # [B] masked KL terms of this step
 ])
 
-# Tolerance that keeps the Bernoulli likelihood finite where the canvas is exactly 0 or 1.
-CANVAS_EPSILON = 1e-6
 # Smallest window (as a fraction of the canvas): keeps the inverse transform finite.
 MIN_SCALE = 1e-3
 
 
 def z_pres_prior_log_odds(config, step):
-    """Prior log-odds of z_pres at an iteration: smooth exponential decay of the odds, floored."""
-    start, floor = config.z_pres_prior_log_odds_range
+    """Prior log-odds of z_pres at an iteration: smooth exponential decay of the odds, floored.
+
+    With ``z_pres_prior_odds_epsilon`` the odds get that epsilon before the log, as the
+    original code's log(odds + 1e-9).
+    """
+    start = math.log(config.z_pres_prior_odds_initial)
+    floor = math.log(config.z_pres_prior_odds_floor)
     per_step = math.log(config.z_pres_prior_odds_decay) / config.z_pres_prior_odds_decay_steps
-    return tf.maximum(start + per_step * tf.cast(step, tf.float32), floor)
+    log_odds = tf.maximum(start + per_step * tf.cast(step, tf.float32), floor)
+    if config.z_pres_prior_odds_epsilon > 0.0:
+        log_odds = tf.log(tf.exp(log_odds) + config.z_pres_prior_odds_epsilon)
+    return log_odds
 
 
 def window_scale(scale_latent, scale_transform):
@@ -73,6 +79,23 @@ def window_scale(scale_latent, scale_transform):
     # exp: a log-normal prior on the window size; the cap keeps exp finite (a window 150
     # times the canvas is already meaningless).
     return tf.exp(tf.minimum(scale_latent, 5.0))
+
+
+def bernoulli_log_likelihood(images, canvas, placement, epsilon):
+    """Per-pixel log p(image | canvas) of a Bernoulli likelihood kept finite by ``epsilon``.
+
+    'clip': the canvas is clipped to [eps, 1 - eps]; log1p(-p) keeps the constant out of the
+    log, so no graph rewrite can cancel the tolerance. 'inside_log' (the original code): the
+    canvas is clipped to [0, 1] and eps is added inside both logs, so ink where the canvas is
+    0 still has a gradient. The maximum stops TensorFlow's arithmetic optimizer from folding
+    (1 - p) + eps into (1 + eps) - p, which is 1 - p in float32 and -inf at p = 1.
+    """
+    if placement == "clip":
+        probabilities = tf.clip_by_value(canvas, epsilon, 1.0 - epsilon)
+        return images * tf.log(probabilities) + (1.0 - images) * tf.log1p(-probabilities)
+    probabilities = tf.clip_by_value(canvas, 0.0, 1.0)
+    return (images * tf.log(probabilities + epsilon)
+            + (1.0 - images) * tf.log(tf.maximum(1.0 - probabilities, 0.0) + epsilon))
 
 
 class AIRModel:
@@ -121,9 +144,14 @@ class AIRModel:
         config = self.config
         batch = tf.shape(self.images)[0]
         flat_images = tf.reshape(self.images, [-1, config.canvas_height * config.canvas_width])
-        self.lstm = networks.LSTMCell(config.rnn_units)
         image_features = (networks.cnn_encoder(self.images, config.cnn_filters)
                           if config.cnn_encoder else flat_images)
+        joint_fan_in = None
+        if config.lstm_kernel_init == "joint":
+            joint_fan_in = int(image_features.shape[-1]) + config.rnn_units
+            if config.lstm_input == "image_and_latents":
+                joint_fan_in += 3 + config.vae_latent + 1
+        self.lstm = networks.LSTMCell(config.rnn_units, joint_fan_in=joint_fan_in)
         static_projection = self.lstm.project_static(image_features)
 
         state = StepState(
@@ -144,12 +172,9 @@ class AIRModel:
         self.boxes = transformer.window_boxes(
             self.steps.scale, self.steps.shift, config.canvas_height, config.canvas_width)
 
-        # Bernoulli likelihood of the image under the clipped canvas. log1p(-p) keeps the
-        # constant out of the log, so no graph rewrite can cancel the clipping tolerance.
-        probabilities = tf.clip_by_value(self.canvas, CANVAS_EPSILON, 1.0 - CANVAS_EPSILON)
-        log_likelihood = (self.images * tf.log(probabilities)
-                          + (1.0 - self.images) * tf.log1p(-probabilities))
-        self.reconstruction_loss = -tf.reduce_sum(log_likelihood, axis=[1, 2])
+        self.reconstruction_loss = -tf.reduce_sum(bernoulli_log_likelihood(
+            self.images, self.canvas, config.likelihood_epsilon_placement,
+            config.likelihood_epsilon), axis=[1, 2])
         self.kl_z_pres = tf.reduce_sum(self.steps.kl_z_pres, axis=1)
         self.kl_z_where = tf.reduce_sum(self.steps.kl_z_where, axis=1)
         self.kl_z_what = tf.reduce_sum(self.steps.kl_z_what, axis=1)
@@ -160,59 +185,17 @@ class AIRModel:
     def _step(self, t, static_projection, prev, forced_z_pres):
         """One inference step: (previous state) -> (new state, StepOutput)."""
         config = self.config
-        step_inputs = tf.concat([prev.z_where, prev.z_what, prev.z_pres[:, None]], axis=1)
+        step_inputs = None
+        if config.lstm_input == "image_and_latents":
+            step_inputs = tf.concat([prev.z_where, prev.z_what, prev.z_pres[:, None]], axis=1)
         hidden, lstm_state = self.lstm(static_projection, step_inputs, prev.lstm)
 
-        # Presence.
-        z_pres_log_odds = networks.mlp(
-            hidden, [config.z_pres_hidden_units], 1, "z_pres", tf.nn.relu)[:, 0]
-        if self.training:
-            z_pres_logit = dist.binary_concrete_sample_logit(
-                z_pres_log_odds, config.concrete_temperature, self._seed_for(3 * t))
-            z_pres = tf.sigmoid(z_pres_logit)
-            kl_z_pres = dist.binary_concrete_kl_sample(
-                z_pres_logit, z_pres_log_odds, self.z_pres_prior_log_odds,
-                config.concrete_temperature)
-        else:
-            z_pres = tf.cast(z_pres_log_odds > 0.0, tf.float32)
-            kl_z_pres = dist.bernoulli_kl(z_pres_log_odds, self.z_pres_prior_log_odds)
+        z_pres_log_odds, z_pres, kl_z_pres = self._presence(t, hidden)
         if forced_z_pres is not None:
             z_pres = forced_z_pres
-
-        # Position.
-        z_where_params = networks.mlp(hidden, [config.z_where_hidden_units], 6, "z_where")
-        z_where_mean = z_where_params[:, :3]
-        z_where_std = dist.positive_std(z_where_params[:, 3:])
-        z_where = (dist.gaussian_sample(z_where_mean, z_where_std, self._seed_for(3 * t + 1))
-                   if self.training else z_where_mean)
-        scale = tf.maximum(window_scale(z_where[:, 0], config.scale_transform), MIN_SCALE)
-        shift = z_where[:, 1:]
-        prior_mean = [config.scale_prior_mean, config.shift_prior_mean, config.shift_prior_mean]
-        prior_variance = [config.scale_prior_variance, config.shift_prior_variance,
-                          config.shift_prior_variance]
-        kl_z_where = tf.reduce_sum(
-            dist.gaussian_kl(z_where_mean, z_where_std, prior_mean, prior_variance), axis=1)
-
-        # Appearance: a VAE on the window.
-        size = config.window_size
-        window = transformer.crop(self.images, scale, shift, size)
-        z_what_params = networks.mlp(tf.reshape(window, [-1, size * size]),
-                                     config.vae_recognition_units, 2 * config.vae_latent,
-                                     "vae_encoder")
-        z_what_mean = z_what_params[:, :config.vae_latent]
-        z_what_std = dist.positive_std(z_what_params[:, config.vae_latent:])
-        z_what = (dist.gaussian_sample(z_what_mean, z_what_std, self._seed_for(3 * t + 2))
-                  if self.training else z_what_mean)
-        kl_z_what = tf.reduce_sum(dist.gaussian_kl(
-            z_what_mean, z_what_std, config.z_what_prior_mean, config.z_what_prior_variance),
-            axis=1)
-        decoder_logits = networks.mlp(z_what, config.vae_generative_units, size * size,
-                                      "vae_decoder")
-        if self.training:
-            # Noise on the logits keeps the decoder from relying on exact intensities.
-            decoder_logits += config.vae_likelihood_std * tf.random_normal(
-                tf.shape(decoder_logits), seed=self._seed_for(1000 + t))
-        reconstruction = tf.reshape(tf.sigmoid(decoder_logits), [-1, size, size])
+        z_where_mean, z_where_std, z_where, scale, shift, kl_z_where = self._where(t, hidden)
+        window = transformer.crop(self.images, scale, shift, config.window_size)
+        z_what_mean, z_what_std, z_what, kl_z_what, reconstruction = self._what(t, window)
 
         # Stopping: the z_pres KL is charged whenever the step ran (the sum before this
         # step was below the threshold); the object, its canvas contribution and its other
@@ -236,6 +219,98 @@ class AIRModel:
             kl_z_pres=attempted * kl_z_pres, kl_z_where=live * kl_z_where,
             kl_z_what=live * kl_z_what)
         return state, output
+
+    def _presence(self, t, hidden):
+        """Takes the LSTM output to (z_pres log-odds, z_pres, unmasked z_pres KL), each [B]."""
+        config = self.config
+        z_pres_log_odds = networks.mlp(
+            hidden, [config.z_pres_hidden_units], 1, "z_pres", tf.nn.relu)[:, 0]
+        if self.training:
+            z_pres_logit = dist.binary_concrete_sample_logit(
+                z_pres_log_odds, config.concrete_temperature, self._seed_for(3 * t))
+            z_pres = tf.sigmoid(z_pres_logit)
+            kl_z_pres = dist.binary_concrete_kl_sample(
+                z_pres_logit, z_pres_log_odds, self.z_pres_prior_log_odds,
+                config.concrete_temperature)
+        else:
+            z_pres = tf.cast(z_pres_log_odds > 0.0, tf.float32)
+            kl_z_pres = dist.bernoulli_kl(z_pres_log_odds, self.z_pres_prior_log_odds)
+        return z_pres_log_odds, z_pres, kl_z_pres
+
+    def _where(self, t, hidden):
+        """Takes the LSTM output to z_where [B, 3] (mean, std, sample), the window's scale [B]
+        and shift [B, 2], and the KL [B] of z_where (of the latent, before any squashing)."""
+        config = self.config
+        if config.z_where_heads == "shared":
+            z_where_params = networks.mlp(hidden, [config.z_where_hidden_units], 6, "z_where")
+            z_where_mean = z_where_params[:, :3]
+            z_where_std = dist.positive_std(z_where_params[:, 3:])
+            z_where_log_variance = None
+        else:
+            # The original code's four networks, one per (latent, moment).
+            units = [config.z_where_hidden_units]
+            with tf.variable_scope("z_where"):
+                z_where_mean = tf.concat([
+                    networks.mlp(hidden, units, 1, "scale_mean"),
+                    networks.mlp(hidden, units, 2, "shift_mean")], axis=1)
+                z_where_log_variance = tf.concat([
+                    networks.mlp(hidden, units, 1, "scale_log_variance"),
+                    networks.mlp(hidden, units, 2, "shift_log_variance")], axis=1)
+            z_where_std = tf.exp(0.5 * z_where_log_variance)
+        z_where = (dist.gaussian_sample(z_where_mean, z_where_std, self._seed_for(3 * t + 1))
+                   if self.training else z_where_mean)
+        scale = tf.maximum(window_scale(z_where[:, 0], config.scale_transform), MIN_SCALE)
+        shift = tf.tanh(z_where[:, 1:]) if config.shift_transform == "tanh" else z_where[:, 1:]
+
+        prior_mean = [config.scale_prior_mean, config.shift_prior_mean, config.shift_prior_mean]
+        prior_variance = [config.scale_prior_variance, config.shift_prior_variance,
+                          config.shift_prior_variance]
+        if z_where_log_variance is None:
+            kl = dist.gaussian_kl(z_where_mean, z_where_std, prior_mean, prior_variance)
+        else:
+            kl = dist.gaussian_kl_log_variance(z_where_mean, z_where_log_variance, prior_mean,
+                                               prior_variance)
+        return z_where_mean, z_where_std, z_where, scale, shift, tf.reduce_sum(kl, axis=1)
+
+    def _what(self, t, window):
+        """Takes the attended window to z_what's mean, std, sample and KL, and the decoded window."""
+        config = self.config
+        size, latent = config.window_size, config.vae_latent
+        activation = networks.ACTIVATIONS[config.vae_activation]
+        flat_window = tf.reshape(window, [-1, size * size])
+        if config.z_what_variance_head == "softplus_std":
+            z_what_params = networks.mlp(flat_window, config.vae_recognition_units, 2 * latent,
+                                         "vae_encoder", activation)
+            z_what_mean = z_what_params[:, :latent]
+            z_what_std = dist.positive_std(z_what_params[:, latent:])
+            z_what_log_variance = None
+        else:
+            # The original code's separate mean and log-variance layers on the last hidden layer.
+            with tf.variable_scope("vae_encoder"):
+                encoded = flat_window
+                for i, units in enumerate(config.vae_recognition_units):
+                    encoded = networks.dense(encoded, units, "hidden_%d" % i, activation)
+                z_what_mean = networks.dense(encoded, latent, "mean")
+                z_what_log_variance = networks.dense(encoded, latent, "log_variance")
+            z_what_std = tf.exp(0.5 * z_what_log_variance)
+        z_what = (dist.gaussian_sample(z_what_mean, z_what_std, self._seed_for(3 * t + 2))
+                  if self.training else z_what_mean)
+        if z_what_log_variance is None:
+            kl = dist.gaussian_kl(z_what_mean, z_what_std, config.z_what_prior_mean,
+                                  config.z_what_prior_variance)
+        else:
+            kl = dist.gaussian_kl_log_variance(z_what_mean, z_what_log_variance,
+                                               config.z_what_prior_mean,
+                                               config.z_what_prior_variance)
+        kl_z_what = tf.reduce_sum(kl, axis=1)
+        decoder_logits = networks.mlp(z_what, config.vae_generative_units, size * size,
+                                      "vae_decoder", activation)
+        if self.training:
+            # Noise on the logits keeps the decoder from relying on exact intensities.
+            decoder_logits += config.vae_likelihood_std * tf.random_normal(
+                tf.shape(decoder_logits), seed=self._seed_for(1000 + t))
+        reconstruction = tf.reshape(tf.sigmoid(decoder_logits), [-1, size, size])
+        return z_what_mean, z_what_std, z_what, kl_z_what, reconstruction
 
     def _build_accuracy(self, true_counts):
         true_counts = tf.cast(true_counts, tf.int32)

@@ -10,7 +10,51 @@ import math
 from typing import Tuple
 
 CONFIG_FILENAME = "config.json"
-SCALE_TRANSFORMS = ("sigmoid", "exp")
+
+# The allowed values of each string field; the first is the original code's choice where the
+# field is one of the departures below.
+CHOICES = {
+    "scale_transform": ("sigmoid", "exp"),
+    "lstm_input": ("image", "image_and_latents"),
+    "lstm_kernel_init": ("joint", "split"),
+    "z_where_heads": ("separate", "shared"),
+    "shift_transform": ("tanh", "identity"),
+    "vae_activation": ("softplus", "relu"),
+    "z_what_variance_head": ("log_variance", "softplus_std"),
+    "likelihood_epsilon_placement": ("inside_log", "clip"),
+}
+SCALE_TRANSFORMS = CHOICES["scale_transform"]
+
+# The original code (github.com/aakhundov/tf-attend-infer-repeat, air/air_model.py, air/vae.py
+# and training.py) where this project's first graph departed from it. ``--preset original``
+# applies these values; each departure can also be switched on its own.
+ORIGINAL_CHOICES = {
+    "lstm_input": "image",
+    "lstm_kernel_init": "joint",
+    "z_where_heads": "separate",
+    "shift_transform": "tanh",
+    "vae_activation": "softplus",
+    "z_what_variance_head": "log_variance",
+    "likelihood_epsilon_placement": "inside_log",
+    "likelihood_epsilon": 1e-9,
+    "z_pres_prior_odds_epsilon": 1e-9,
+}
+PRESETS = {"default": {}, "original": ORIGINAL_CHOICES}
+
+# What a config.json written before a field existed meant: the graph of that time. A missing
+# field takes this value, not the current default, so old checkpoints keep their graph.
+LEGACY_VALUES = {
+    "preset": "default",
+    "lstm_input": "image_and_latents",
+    "lstm_kernel_init": "split",
+    "z_where_heads": "shared",
+    "shift_transform": "identity",
+    "vae_activation": "relu",
+    "z_what_variance_head": "softplus_std",
+    "likelihood_epsilon_placement": "clip",
+    "likelihood_epsilon": 1e-6,
+    "z_pres_prior_odds_epsilon": 0.0,
+}
 
 
 def _field(default, help_text):
@@ -19,6 +63,10 @@ def _field(default, help_text):
 
 @dataclasses.dataclass(frozen=True)
 class AIRConfig:
+    preset: str = _field(
+        "default", "named set of the fields below it was built from: 'default' or 'original' "
+        "(the original code's graph); fields given explicitly override the preset")
+
     # Canvas and recurrence.
     canvas_height: int = _field(50, "height of the input images in pixels")
     canvas_width: int = _field(50, "width of the input images in pixels")
@@ -29,6 +77,12 @@ class AIRConfig:
         False, "encode the image with a small CNN before the LSTM instead of feeding raw pixels")
     cnn_filters: Tuple[int, ...] = _field(
         (16, 32, 32), "filters of each 5x5, stride-2 convolution of the optional CNN encoder")
+    lstm_input: str = _field(
+        "image_and_latents", "what the LSTM reads at each step: 'image' (the original) or "
+        "'image_and_latents' (the image plus the previous z_where, z_what and z_pres)")
+    lstm_kernel_init: str = _field(
+        "split", "Glorot range of the LSTM kernels: 'joint' (one kernel over image and state, as "
+        "the original's LSTM cell) or 'split' (image and step kernels each by their own shape)")
 
     # Object appearance (VAE on the attention window).
     vae_latent: int = _field(50, "dimension of z_what, the latent code of one object")
@@ -36,6 +90,12 @@ class AIRConfig:
         (512, 256), "hidden layers of the encoder: window -> mean and scale of z_what")
     vae_generative_units: Tuple[int, ...] = _field(
         (256, 512), "hidden layers of the decoder: z_what -> window logits")
+    vae_activation: str = _field(
+        "relu", "activation of the VAE's hidden layers: 'softplus' (the original) or 'relu'")
+    z_what_variance_head: str = _field(
+        "softplus_std", "how the encoder outputs the spread of z_what: 'log_variance' (separate "
+        "mean and log-variance layers, the original) or 'softplus_std' (one layer, std = "
+        "softplus + 1e-4)")
     vae_likelihood_std: float = _field(
         0.3, "std of the Gaussian noise added to the decoder logits while training")
     z_what_prior_mean: float = _field(0.0, "mean of the N(mean, variance) prior of each z_what unit")
@@ -43,6 +103,13 @@ class AIRConfig:
 
     # Object position (z_where = scale latent, shift x, shift y).
     z_where_hidden_units: int = _field(64, "hidden units of the LSTM output -> z_where network")
+    z_where_heads: str = _field(
+        "shared", "'separate': four hidden-layer nets for the scale mean, scale log-variance, "
+        "shift mean and shift log-variance (the original); 'shared': one hidden layer with six "
+        "outputs, std = softplus + 1e-4")
+    shift_transform: str = _field(
+        "identity", "maps the shift latent to the window centre: 'tanh' (bounded to the canvas, "
+        "the original) or 'identity'; the prior is on the latent either way")
     scale_transform: str = _field(
         "sigmoid", "maps the scale latent to window side / canvas side: 'sigmoid' or 'exp'")
     scale_prior_mean: float = _field(-1.0, "prior mean of the scale latent (see scale_transform)")
@@ -60,10 +127,20 @@ class AIRConfig:
     z_pres_prior_odds_decay_steps: int = _field(
         3000, "iterations per decay factor; the decay is smooth, applied a little every iteration")
     z_pres_prior_odds_floor: float = _field(1e-9, "the prior odds never fall below this value")
+    z_pres_prior_odds_epsilon: float = _field(
+        0.0, "added to the prior odds before the log (the original adds 1e-9, so its floor is "
+        "log(2e-9) = -20.03 rather than log(1e-9) = -20.72)")
     concrete_temperature: float = _field(
         1.0, "temperature of the binary Concrete relaxation of z_pres (prior and posterior)")
     stopping_threshold: float = _field(
         0.99, "a step is live while the running sum of (1 - z_pres) stays below this value")
+
+    # Likelihood.
+    likelihood_epsilon_placement: str = _field(
+        "clip", "how the Bernoulli likelihood stays finite: 'inside_log' (canvas clipped to "
+        "[0, 1], log(p + eps) and log(1 - p + eps), the original) or 'clip' (canvas clipped to "
+        "[eps, 1 - eps], no gradient where the canvas is outside)")
+    likelihood_epsilon: float = _field(1e-6, "the eps of likelihood_epsilon_placement")
 
     # Optimisation.
     learning_rate: float = _field(1e-4, "Adam learning rate")
@@ -103,16 +180,34 @@ class AIRConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError("config field %r must be positive, got %r" % (name, getattr(self, name)))
-        if self.scale_transform not in SCALE_TRANSFORMS:
-            raise ValueError("scale_transform must be one of %s, got %r"
-                             % (", ".join(SCALE_TRANSFORMS), self.scale_transform))
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError("%s must be one of %s, got %r"
+                                 % (name, ", ".join(allowed), getattr(self, name)))
+        if self.preset not in PRESETS:
+            raise ValueError("preset must be one of %s, got %r"
+                             % (", ".join(PRESETS), self.preset))
+        for name in ("likelihood_epsilon", "z_pres_prior_odds_epsilon"):
+            if not 0.0 <= getattr(self, name) < 0.5:
+                raise ValueError("%s must be in [0, 0.5), got %r" % (name, getattr(self, name)))
+        if self.likelihood_epsilon_placement == "inside_log" and self.likelihood_epsilon <= 0:
+            raise ValueError("likelihood_epsilon must be positive with 'inside_log' (log(0))")
         if not 0.0 < self.stopping_threshold <= 1.0:
             raise ValueError("stopping_threshold must be in (0, 1], got %r" % self.stopping_threshold)
 
     @property
     def z_pres_prior_log_odds_range(self):
         """(first, last) prior log-odds of the annealing schedule."""
-        return math.log(self.z_pres_prior_odds_initial), math.log(self.z_pres_prior_odds_floor)
+        epsilon = self.z_pres_prior_odds_epsilon
+        return (math.log(self.z_pres_prior_odds_initial + epsilon),
+                math.log(self.z_pres_prior_odds_floor + epsilon))
+
+    @classmethod
+    def from_preset(cls, name, **changes):
+        """The config of a named preset (see PRESETS), with some fields changed."""
+        if name not in PRESETS:
+            raise ValueError("unknown preset %r (one of %s)" % (name, ", ".join(PRESETS)))
+        return cls.from_dict(dict(PRESETS[name], preset=name, **changes))
 
     def replace(self, **changes):
         """A copy with some fields changed (unknown names are a ValueError)."""
@@ -130,6 +225,13 @@ class AIRConfig:
             raise ValueError("unknown config field(s): %s" % ", ".join(unknown))
         return cls(**values)
 
+    @classmethod
+    def from_saved_dict(cls, values):
+        """Like from_dict, for a saved config: a field it lacks takes its LEGACY_VALUES value."""
+        if isinstance(values, dict):
+            values = dict({k: v for k, v in LEGACY_VALUES.items() if k not in values}, **values)
+        return cls.from_dict(values)
+
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
@@ -141,7 +243,7 @@ class AIRConfig:
             raise ValueError("config is not valid JSON: %s" % error)
         if not isinstance(values, dict):
             raise ValueError("config JSON must be an object of field: value")
-        return cls.from_dict(values)
+        return cls.from_saved_dict(values)
 
     def save(self, path):
         with open(path, "w") as f:

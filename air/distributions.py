@@ -75,6 +75,15 @@ def gaussian_kl(mean, std, prior_mean, prior_variance):
                   + (variance + tf.square(mean - prior_mean)) / prior_variance - 1.0)
 
 
+def gaussian_kl_log_variance(mean, log_variance, prior_mean, prior_variance):
+    """KL(N(mean, exp(log_variance)) || N(prior_mean, prior_variance)), from the log-variance.
+
+    Takes the log-variance itself rather than a std, so a tiny variance never becomes log(0).
+    """
+    return 0.5 * (np.log(prior_variance) - log_variance
+                  + (tf.exp(log_variance) + tf.square(mean - prior_mean)) / prior_variance - 1.0)
+
+
 def positive_std(raw, minimum=1e-4):
     """Maps an unconstrained network output to a standard deviation >= minimum (never 0)."""
     return tf.nn.softplus(raw) + minimum

@@ -10,19 +10,22 @@ import tensorflow.compat.v1 as tf
 LSTMState = collections.namedtuple("LSTMState", ["cell", "hidden"])
 
 
-def dense(inputs, units, name, activation=None, use_bias=True):
-    """Takes [B, n] inputs to [B, units] = activation(inputs @ W + b)."""
+def dense(inputs, units, name, activation=None, use_bias=True, initializer=None):
+    """Takes [B, n] inputs to [B, units] = activation(inputs @ W + b); W is Glorot unless told."""
     with tf.variable_scope(name):
         weights = tf.get_variable("weights", [int(inputs.shape[-1]), units],
-                                  initializer=tf.glorot_uniform_initializer())
+                                  initializer=initializer or tf.glorot_uniform_initializer())
         outputs = tf.matmul(inputs, weights)
         if use_bias:
             outputs += tf.get_variable("biases", [units], initializer=tf.zeros_initializer())
     return activation(outputs) if activation is not None else outputs
 
 
+ACTIVATIONS = {"relu": tf.nn.relu, "softplus": tf.nn.softplus}
+
+
 def mlp(inputs, hidden_units, output_units, name, activation=tf.nn.relu):
-    """Takes [B, n] inputs through ReLU hidden layers to a linear [B, output_units] output."""
+    """Takes [B, n] inputs through hidden layers (ReLU unless told) to a linear output."""
     with tf.variable_scope(name):
         hidden = inputs
         for i, units in enumerate(hidden_units):
@@ -37,10 +40,17 @@ class LSTMCell:
     adding the projection at each step saves (max_steps - 1) of the largest matmuls.
     """
 
-    def __init__(self, units, name="lstm", forget_bias=1.0):
+    def __init__(self, units, name="lstm", forget_bias=1.0, joint_fan_in=None):
+        """``joint_fan_in``: if given, both kernels are drawn from the Glorot range of one
+        [joint_fan_in, 4 * units] kernel (as a standard LSTM cell over the concatenated input
+        and state); otherwise each kernel from the range of its own shape."""
         self.units = units
         self.name = name
         self.forget_bias = forget_bias
+        self._initializer = None
+        if joint_fan_in is not None:
+            limit = (6.0 / (joint_fan_in + 4 * units)) ** 0.5
+            self._initializer = tf.random_uniform_initializer(-limit, limit)
 
     def zero_state(self, batch_size):
         zeros = tf.zeros([batch_size, self.units])
@@ -49,13 +59,16 @@ class LSTMCell:
     def project_static(self, static_inputs):
         """Takes the [B, n] step-invariant input to its [B, 4 * units] gate pre-activations."""
         with tf.variable_scope(self.name, reuse=tf.AUTO_REUSE):
-            return dense(static_inputs, 4 * self.units, "static_input", use_bias=False)
+            return dense(static_inputs, 4 * self.units, "static_input", use_bias=False,
+                         initializer=self._initializer)
 
     def __call__(self, static_projection, step_inputs, state):
-        """Takes (projected static input, [B, m] step input, state) to (output, new state)."""
+        """Takes (projected static input, [B, m] step input or None, state) to (output, state)."""
         with tf.variable_scope(self.name, reuse=tf.AUTO_REUSE):
-            gates = static_projection + dense(
-                tf.concat([step_inputs, state.hidden], axis=1), 4 * self.units, "step_input")
+            recurrent = (state.hidden if step_inputs is None
+                         else tf.concat([step_inputs, state.hidden], axis=1))
+            gates = static_projection + dense(recurrent, 4 * self.units, "step_input",
+                                              initializer=self._initializer)
             input_gate, candidate, forget_gate, output_gate = tf.split(gates, 4, axis=1)
             cell = (tf.sigmoid(forget_gate + self.forget_bias) * state.cell
                     + tf.sigmoid(input_gate) * tf.tanh(candidate))

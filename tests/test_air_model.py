@@ -13,8 +13,10 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from air import transformer
-from air.air_model import AIRModel, CANVAS_EPSILON, z_pres_prior_log_odds
+from air.air_model import AIRModel, z_pres_prior_log_odds
 from air.config import AIRConfig
+
+CANVAS_EPSILON = AIRConfig().likelihood_epsilon
 
 # Small sizes, all different, so that structural tests build and run in a moment.
 TINY = AIRConfig(canvas_height=24, canvas_width=24, window_size=8, rnn_units=16, vae_latent=4,

@@ -1,20 +1,29 @@
-"""Scores a trained AIR model on a held-out record file: counts, boxes and ELBO.
+"""Scores a trained AIR model on a held-out record file: counts, boxes, ELBO and log p(x) bound.
 
     python evaluate.py [--model-dir model/] [--data multi_mnist_data/test.tfrecords]
                        [--json report.json] [--batch-size 500]
+                       [--samples 200] [--importance-samples K] [--seed 0]
 
 --model-dir is the ``model/`` folder of a training run (its newest checkpoint and the
 config.json beside it), a training results folder, or one checkpoint prefix such as
-``air_results/model/model.ckpt-20000``. The model runs in test mode (z_pres rounded,
-posterior means). Prints a short table; --json also writes the report with the keys
-images, count_accuracy, count_accuracy_by_digits, confusion, mean_iou, box_recall_iou50
-and elbo (see air/evaluation.py for their definitions).
+``air_results/model/model.ckpt-20000``. Counts and boxes come from test mode (z_pres rounded,
+posterior means); the ELBO (from --samples samples per image) and, with --importance-samples,
+the importance-weighted bound on log p(x) are those of the sampled discrete model at the final
+z_pres prior (air/likelihood.py), each with its standard error over images. Prints a short
+table; --json also writes the report with the keys of ``air.evaluation.REPORT_KEYS``.
 """
 import argparse
 import json
 import os
 import re
 import sys
+
+# Samples per image of the ELBO: its Monte Carlo standard error on the default 1,000 held-out
+# images is then about 0.3-0.4 nats for model/ (the log weights are heavy-tailed: a rare early
+# stop on a two-digit image costs thousands of nats).
+DEFAULT_ELBO_SAMPLES = 200
+# Seeds are op-level seeds of TensorFlow's samplers: non-negative 32-bit integers.
+MAX_SEED = 2 ** 31 - 1
 
 
 class EvaluationError(Exception):
@@ -24,7 +33,9 @@ class EvaluationError(Exception):
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Evaluate a trained AIR checkpoint on a multi-MNIST record file: count "
-                    "accuracy, confusion matrix, IoU of boxes matched to the true digits, ELBO.",
+                    "accuracy, confusion matrix, IoU of boxes matched to the true digits, and the "
+                    "sampled ELBO and importance-weighted bound on log p(x) of the discrete "
+                    "model at the final z_pres prior, with standard errors over images.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model-dir", default="model/",
                         help="model folder with a `checkpoint` file and config.json (a training "
@@ -34,10 +45,41 @@ def build_parser():
     parser.add_argument("--json", default=None, metavar="OUT",
                         help="also write the report as JSON to this file")
     parser.add_argument("--batch-size", type=int, default=500, help="images per forward pass")
+    # Counts and the seed are parsed by parse_counts, so a bad value is one `error:` line.
+    parser.add_argument("--samples", default=str(DEFAULT_ELBO_SAMPLES), metavar="N",
+                        help="samples per image of the Monte Carlo ELBO")
+    parser.add_argument("--importance-samples", default=None, metavar="K",
+                        help="also the importance-weighted bound on log p(x) from K samples per "
+                             "image (they share the ELBO's draws: max(N, K) samples in all)")
+    parser.add_argument("--seed", default="0", help="seed of the sampling: the same command "
+                                                    "gives the same numbers")
     return parser
 
 
-def evaluate(model_dir, data_path, batch_size=500):
+def parse_whole_number(text, flag, minimum, maximum=None):
+    """Takes a flag's text to an int in [minimum, maximum]; EvaluationError otherwise."""
+    try:
+        value = int(text, 10)
+    except (TypeError, ValueError):
+        raise EvaluationError("%s must be a whole number, got %r" % (flag, text))
+    if value < minimum or (maximum is not None and value > maximum):
+        limits = ("at least %d" % minimum if maximum is None
+                  else "between %d and %d" % (minimum, maximum))
+        raise EvaluationError("%s must be %s, got %d" % (flag, limits, value))
+    return value
+
+
+def parse_counts(args):
+    """Takes the parsed arguments to (elbo samples, importance samples or None, seed)."""
+    elbo_samples = parse_whole_number(args.samples, "--samples", 1)
+    importance_samples = (None if args.importance_samples is None else
+                          parse_whole_number(args.importance_samples, "--importance-samples", 1))
+    seed = parse_whole_number(args.seed, "--seed", 0, MAX_SEED)
+    return elbo_samples, importance_samples, seed
+
+
+def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAMPLES,
+             importance_samples=None, seed=0):
     """Takes a model folder (or checkpoint) and a record file to (report dict, checkpoint, step).
 
     Raises EvaluationError for inputs that cannot be evaluated.
@@ -57,7 +99,7 @@ def evaluate(model_dir, data_path, batch_size=500):
     from air import records
     from air.checkpoints import (CheckpointError, checkpoint_step, find_checkpoint, load_config,
                                  restore_variables)
-    from air.evaluation import HeldOutEvaluator, evaluation_report
+    from air.evaluation import HeldOutEvaluator
 
     try:
         checkpoint, config_path = find_checkpoint(model_dir)
@@ -75,22 +117,23 @@ def evaluate(model_dir, data_path, batch_size=500):
             data_path, height, width, config.canvas_height, config.canvas_width, config_path))
 
     with tf.Graph().as_default():
-        # The ELBO's z_pres prior is the one of the checkpoint's iteration, as in training.
+        # The plug-in ELBO keeps the z_pres prior of the checkpoint's iteration, as it always had;
+        # the sampled ELBO and the IWAE bound use the end of the schedule.
         global_step = None if step is None else tf.constant(step, tf.int64)
-        evaluator = HeldOutEvaluator(config, data_path, batch_size, global_step)
+        evaluator = HeldOutEvaluator(config, data_path, batch_size, global_step, seed=seed)
         with tf.Session() as session:
             try:
                 restore_variables(session, checkpoint)
             except CheckpointError as error:
                 raise EvaluationError(error)
             try:
-                predictions = evaluator.predict(session)
+                report = evaluator.report(session, elbo_samples, importance_samples)
             except tf.errors.OpError as error:
                 raise EvaluationError("cannot read %s: %s" % (
                     data_path, error.message.strip().splitlines()[0]))
             except ValueError as error:  # An empty file.
                 raise EvaluationError(error)
-    return evaluation_report(predictions, config.max_steps), checkpoint, step
+    return report, checkpoint, step
 
 
 def format_report(report, checkpoint=None, step=None, data_path=None):
@@ -117,8 +160,24 @@ def format_report(report, checkpoint=None, step=None, data_path=None):
     lines.append("mean IoU of matched boxes        %s" % _optional(report["mean_iou"], "%.4f"))
     lines.append("true digits found at IoU >= 0.5  %s" % _optional(report["box_recall_iou50"],
                                                                   "%.4f"))
-    lines.append("ELBO per image                   %.2f" % report["elbo"])
+    lines.append("")
+    lines.append("discrete model, z_pres prior log-odds %.2f (end of the schedule), seed %d:"
+                 % (report["z_pres_prior_log_odds"], report["seed"]))
+    lines.append("ELBO per image                   %s  (%d samples; Monte Carlo error %s)" % (
+        _with_stderr(report["elbo"], report["elbo_stderr"]), report["elbo_samples"],
+        _optional(report["elbo_monte_carlo_stderr"], "%.2f")))
+    if report["log_likelihood_iwae"] is not None:
+        lines.append("log p(x) >= (IWAE bound)         %s  (%d samples)" % (
+            _with_stderr(report["log_likelihood_iwae"], report["log_likelihood_iwae_stderr"]),
+            report["iwae_samples"]))
+    lines.append("plug-in ELBO at the means        %.2f  (not a bound)"
+                 % report["plugin_elbo_at_means"])
     return "\n".join(lines)
+
+
+def _with_stderr(value, stderr):
+    """'value +- stderr' (standard error over images), or the value alone for one image."""
+    return "%.2f" % value if stderr is None else "%.2f +- %.2f" % (value, stderr)
 
 
 def report_json(report):
@@ -139,10 +198,12 @@ def main(argv=None):
     # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) would bury the table.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
+        elbo_samples, importance_samples, seed = parse_counts(args)
         # Checked first: an hour of evaluation should not end in an unwritable path.
         if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
             raise EvaluationError("cannot write %s: its folder does not exist" % args.json)
-        report, checkpoint, step = evaluate(args.model_dir, args.data, args.batch_size)
+        report, checkpoint, step = evaluate(args.model_dir, args.data, args.batch_size,
+                                            elbo_samples, importance_samples, seed)
     except EvaluationError as error:
         print("error: %s" % error, file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ SOURCE_FILES = ("training.py", "evaluate.py", "multi_mnist.py", "demo.py", "embe
 METRIC_COLUMNS = ("iteration", "wall_time", "epoch", "loss", "reconstruction", "kl_z_pres",
                   "kl_z_where", "kl_z_what", "train_accuracy", "skipped_updates",
                   "heldout_accuracy", "heldout_accuracy_0", "heldout_accuracy_1",
-                  "heldout_accuracy_2", "heldout_elbo")
+                  "heldout_accuracy_2", "heldout_discrete_elbo_final_prior")
 CHECKPOINT_NAME = "model.ckpt"
 
 
@@ -48,6 +48,9 @@ def build_parser():
     run.add_argument("--eval-every", type=int, default=1000,
                      help="iterations between held-out evaluations")
     run.add_argument("--eval-batch-size", type=int, default=500)
+    run.add_argument("--heldout-elbo-samples", type=int, default=4, metavar="N",
+                     help="samples per held-out image of the sampled ELBO of the discrete model "
+                          "at the final z_pres prior (metrics.csv heldout_discrete_elbo_final_prior)")
     run.add_argument("--scalars-every", type=int, default=50)
     run.add_argument("--variables-every", type=int, default=250)
     run.add_argument("--images-every", type=int, default=500)
@@ -296,8 +299,11 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
         earlier_rows = read_metrics(metrics_path, up_to=step)
         metrics_file = open(metrics_path, "w", newline="")
         metrics = csv.writer(metrics_file)
-        metrics.writerow(METRIC_COLUMNS)
-        metrics.writerows([row.get(c, "") for c in METRIC_COLUMNS] for row in earlier_rows)
+        columns = metric_columns(earlier_rows)
+        metrics.writerow(columns)
+        metrics.writerows([row.get(c, "") for c in columns] for row in earlier_rows)
+        # Columns only an older version wrote (heldout_elbo) stay empty in the new rows.
+        old_only = [""] * (len(columns) - len(METRIC_COLUMNS))
         metrics_file.flush()
         good_streak = accuracy_streak(earlier_rows, args.stop_at_accuracy)
 
@@ -343,7 +349,7 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
                             "checkpoint: %s" % (skipped_in_a_row, step, last_checkpoint))
 
                 if step % args.eval_every == 0 or step == max_iterations:
-                    heldout = evaluator.count_metrics(session)
+                    heldout = evaluator.heldout_metrics(session, args.heldout_elbo_samples)
                     heldout["iteration"] = step
                     _write_heldout_summary(tf, writer, heldout, step)
                     means = np.mean(window, axis=0) if window else [float("nan")] * 6
@@ -352,7 +358,8 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
                                      + ["%.4f" % v for v in means]
                                      + [int(result["skipped"]), "%.4f" % heldout["count_accuracy"]]
                                      + ["%.4f" % by.get(str(k), float("nan")) for k in range(3)]
-                                     + ["%.3f" % heldout["elbo"]])
+                                     + ["%.3f" % heldout["discrete_elbo_final_prior"]]
+                                     + old_only)
                     metrics_file.flush()
                     window = []
                     good_streak = (good_streak + 1 if args.stop_at_accuracy is not None
@@ -398,6 +405,16 @@ def read_metrics(path, up_to=None):
     return rows
 
 
+def metric_columns(earlier_rows):
+    """The metrics.csv header of a (resumed) run: METRIC_COLUMNS, then any column the earlier
+    rows have beyond them (one an older version wrote, such as the plug-in `heldout_elbo`
+    before the sampled ELBO replaced it), so that resuming never drops recorded values."""
+    extra = []
+    for row in earlier_rows:
+        extra += [c for c in row if c not in METRIC_COLUMNS and c not in extra and c]
+    return tuple(METRIC_COLUMNS) + tuple(extra)
+
+
 def accuracy_streak(rows, threshold):
     """How many of the last metrics rows in a row have held-out accuracy >= threshold."""
     streak = 0
@@ -412,7 +429,8 @@ def accuracy_streak(rows, threshold):
 
 def _write_heldout_summary(tf, writer, heldout, step):
     values = [tf.Summary.Value(tag="heldout/accuracy/all", simple_value=heldout["count_accuracy"]),
-              tf.Summary.Value(tag="heldout/elbo", simple_value=heldout["elbo"])]
+              tf.Summary.Value(tag="heldout/discrete_elbo_final_prior",
+                               simple_value=heldout["discrete_elbo_final_prior"])]
     for k, accuracy in sorted(heldout["count_accuracy_by_digits"].items()):
         values.append(tf.Summary.Value(tag="heldout/accuracy/%s_digits" % k, simple_value=accuracy))
     writer.add_summary(tf.Summary(value=values), step)
@@ -421,7 +439,8 @@ def _write_heldout_summary(tf, writer, heldout, step):
 
 def validate(args):
     """Rejects out-of-range run options before anything is written."""
-    at_least_one = ("eval_every", "save_every", "eval_batch_size", "keep_checkpoints",
+    at_least_one = ("eval_every", "save_every", "eval_batch_size", "heldout_elbo_samples",
+                    "keep_checkpoints",
                     "max_skipped_in_a_row", "patience", "max_iterations")
     for name in at_least_one:
         value = getattr(args, name)

@@ -1,4 +1,5 @@
-"""Probability maths of the model: binary Concrete (relaxed z_pres), Bernoulli and Gaussian KLs.
+"""Probability maths of the model: binary Concrete (relaxed z_pres), Bernoulli and Gaussian KLs,
+and the Bernoulli and Gaussian samples and log-densities of the sampled discrete model.
 
 Everything is written with stable primitives (softplus, log_sigmoid, log1p): nothing takes
 the log of a value that can reach 0 and nothing computes log(1 + exp(x)) directly.
@@ -61,6 +62,30 @@ def bernoulli_kl(posterior_log_odds, prior_log_odds):
     q_one = tf.sigmoid(posterior_log_odds)
     return (q_one * (tf.log_sigmoid(posterior_log_odds) - tf.log_sigmoid(prior_log_odds))
             + (1.0 - q_one) * (tf.log_sigmoid(-posterior_log_odds) - tf.log_sigmoid(-prior_log_odds)))
+
+
+def bernoulli_sample(log_odds, uniform):
+    """Takes log-odds [...] and U(0, 1) noise of their shape (0 < u < 1) to Bernoulli(sigmoid(
+    log_odds)) samples in {0., 1.}: 1 where u < sigmoid(a), decided as log(u) - log1p(-u) < a,
+    so no probability is formed and any log-odds, +-100 included, give the right sample."""
+    return tf.cast(tf.log(uniform) - tf.log1p(-uniform) < log_odds, tf.float32)
+
+
+def bernoulli_log_probability(value, log_odds):
+    """log Bernoulli(value | sigmoid(log_odds)) of a value in {0, 1}, with log_sigmoid only."""
+    return value * tf.log_sigmoid(log_odds) + (1.0 - value) * tf.log_sigmoid(-log_odds)
+
+
+def gaussian_log_density(value, mean, std):
+    """Element-wise log N(value | mean, std^2)."""
+    standardised = (value - mean) / std
+    return -0.5 * np.log(2.0 * np.pi) - tf.log(std) - 0.5 * tf.square(standardised)
+
+
+def gaussian_log_density_log_variance(value, mean, log_variance):
+    """Element-wise log N(value | mean, exp(log_variance)), never forming log(std)."""
+    return -0.5 * (np.log(2.0 * np.pi) + log_variance
+                   + tf.square(value - mean) * tf.exp(-log_variance))
 
 
 def gaussian_sample(mean, std, seed=None):

@@ -1,28 +1,32 @@
 """Held-out evaluation: runs the test-mode model over a whole record file and scores it.
 
-Used by training.py (periodic held-out accuracy) and evaluate.py (the full report: counts, boxes
-matched to the true digits, ELBO). Finding and restoring the checkpoint to evaluate is
-air/checkpoints.py's job.
+Used by training.py (periodic held-out accuracy and sampled ELBO) and evaluate.py (the full
+report: counts, boxes matched to the true digits, ELBO and importance-weighted bound). Finding
+and restoring the checkpoint to evaluate is air/checkpoints.py's job; the likelihood maths is
+air/likelihood.py's.
 """
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from air import records
+from air import likelihood, records
 from air.air_model import AIRModel
 
 
 class HeldOutEvaluator:
-    """Builds a test-mode AIRModel (z_pres rounded, posterior means) over one record file.
+    """Builds a test-mode AIRModel (z_pres rounded, posterior means) over one record file, and
+    the sampled discrete model of air/likelihood.py on the same variables.
 
     Args:
         config: the model's ``AIRConfig``.
         path: the ``.tfrecords`` file to evaluate on (every record, once per run).
-        batch_size: images per forward pass.
-        global_step: optional step tensor, so the ELBO uses the z_pres prior of that iteration.
+        batch_size: images per forward pass of the test-mode model.
+        global_step: optional step tensor, so the plug-in ELBO uses the z_pres prior of that
+            iteration (the sampled ELBO always uses the end of the schedule).
         scope: variable scope of the model to evaluate (its variables are reused).
+        seed: seed of the sampled model (see ``likelihood.LogWeightSampler``).
     """
 
-    def __init__(self, config, path, batch_size=500, global_step=None, scope="air"):
+    def __init__(self, config, path, batch_size=500, global_step=None, scope="air", seed=0):
         self.config = config
         self.path = path
         dataset = records.batched_dataset(
@@ -32,7 +36,9 @@ class HeldOutEvaluator:
         batch = self._iterator.get_next()
         self.model = AIRModel(batch["image"], config, training=False, true_counts=batch["digits"],
                               global_step=global_step, scope=scope)
+        self.sampler = likelihood.LogWeightSampler(config, seed=seed, scope=scope)
         self._fetches = {
+            "images": batch["image"],
             "true_counts": batch["digits"],
             "digit_count": self.model.digit_count,
             "negative_elbo": self.model.negative_elbo,
@@ -67,8 +73,24 @@ class HeldOutEvaluator:
         return result
 
     def count_metrics(self, session):
-        """Count accuracy overall and per true count, confusion matrix and mean ELBO."""
+        """Count accuracy overall and per true count, confusion matrix and plug-in ELBO."""
         return count_metrics(self.predict(session), self.config.max_steps)
+
+    def heldout_metrics(self, session, elbo_samples):
+        """training.py's figures: ``count_metrics`` and ``discrete_elbo_final_prior``, the mean
+        sampled ELBO of the discrete model from ``elbo_samples`` samples per image."""
+        predictions = self.predict(session)
+        metrics = count_metrics(predictions, self.config.max_steps)
+        log_weights = self.sampler.log_weights(session, predictions["images"], elbo_samples)
+        metrics["discrete_elbo_final_prior"] = float(np.mean(likelihood.elbo_per_image(log_weights)))
+        return metrics
+
+    def report(self, session, elbo_samples, iwae_samples=None):
+        """evaluate.py's report (``REPORT_KEYS``): counts, boxes, the sampled ELBO from
+        ``elbo_samples`` and, with ``iwae_samples``, the importance-weighted bound."""
+        predictions = self.predict(session)
+        return evaluation_report(predictions, self.config.max_steps, likelihood.likelihood_report(
+            session, self.sampler, predictions["images"], elbo_samples, iwae_samples))
 
 
 def count_metrics(predictions, max_steps):
@@ -87,7 +109,8 @@ def count_metrics(predictions, max_steps):
         "count_accuracy": float(np.mean(correct)),
         "count_accuracy_by_digits": by_digits,
         "confusion": confusion.tolist(),
-        "elbo": float(-np.mean(predictions["negative_elbo"])),
+        # Not an ELBO: the reconstruction at the posterior means plus the KLs of test mode.
+        "plugin_elbo_at_means": float(-np.mean(predictions["negative_elbo"])),
     }
 
 
@@ -155,13 +178,15 @@ def box_metrics(predictions, iou_threshold=0.5):
     }
 
 
-# Keys of evaluate.py's JSON report, in order.
+# Keys of evaluate.py's JSON report, in order (see the README for their meaning).
 REPORT_KEYS = ("images", "count_accuracy", "count_accuracy_by_digits", "confusion", "mean_iou",
-               "box_recall_iou50", "elbo")
+               "box_recall_iou50") + likelihood.REPORT_KEYS + ("plugin_elbo_at_means",)
 
 
-def evaluation_report(predictions, max_steps):
-    """Count and box metrics of ``HeldOutEvaluator.predict`` output, keyed by ``REPORT_KEYS``."""
+def evaluation_report(predictions, max_steps, likelihood_figures):
+    """Count and box metrics of ``HeldOutEvaluator.predict`` output and the figures of
+    ``likelihood.likelihood_report``, keyed by ``REPORT_KEYS``."""
     metrics = count_metrics(predictions, max_steps)
     metrics.update(box_metrics(predictions))
+    metrics.update(likelihood_figures)
     return {key: metrics[key] for key in REPORT_KEYS}

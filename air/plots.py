@@ -23,7 +23,11 @@ LOSS_PANELS = (("loss", "training loss (negative ELBO)", 1.0),
                ("kl_z_pres", "KL z_pres", 1.0),
                ("kl_z_where", "KL z_where", 1.0),
                ("kl_z_what", "KL z_what", 1.0),
-               ("heldout_elbo", "held-out negative ELBO", -1.0))
+               ("heldout_discrete_elbo_final_prior",
+                "held-out negative ELBO (sampled, final prior)", -1.0))
+# Columns of older metrics.csv files, drawn dashed (and labelled) in the panel of the column
+# that replaced them, for runs without that column: {new column: (old column, label suffix)}.
+LEGACY_COLUMNS = {"heldout_discrete_elbo_final_prior": ("heldout_elbo", " (old: plug-in at means)")}
 
 
 def new_figure(width, height):
@@ -39,15 +43,22 @@ def save(figure, path, dpi=100):
 
 
 def _plot_runs(axes, runs, column, sign=1.0):
-    """Draws one line per run of ``column`` against iteration; returns True if any was drawn."""
+    """Draws one line per run of ``column`` (or of its LEGACY_COLUMNS column, dashed) against
+    iteration; returns True if any was drawn."""
     drawn = False
+    legacy_column, legacy_suffix = LEGACY_COLUMNS.get(column, (None, ""))
     for label, metrics in runs:
-        if column not in metrics or len(metrics["iteration"]) == 0:
+        style = {}
+        if column not in metrics and legacy_column in metrics:
+            column_drawn, label, style = legacy_column, label + legacy_suffix, {"linestyle": "--"}
+        else:
+            column_drawn = column
+        if column_drawn not in metrics or len(metrics["iteration"]) == 0:
             continue
-        values = sign * np.asarray(metrics[column], np.float64)
+        values = sign * np.asarray(metrics[column_drawn], np.float64)
         # Markers while there are few points, so a short run is not an invisible stub.
         axes.plot(metrics["iteration"], values, label=label, linewidth=1.2,
-                  marker="o" if len(values) < 30 else None, markersize=3)
+                  marker="o" if len(values) < 30 else None, markersize=3, **style)
         drawn = True
     axes.grid(True, alpha=0.3)
     return drawn

@@ -54,3 +54,15 @@ def test_multi_mnist_benchmark_quick(tmp_path, mnist_dir, capsys):
     metrics = {m["name"]: m["value"]
                for m in json.loads(output.read_text())["benchmarks"]["multi_mnist"]["metrics"]}
     assert metrics["images"] == 330 and metrics["images/s"] > 0
+
+
+def test_iwae_benchmark_quick(tmp_path, mnist_dir, capsys):
+    """The `iwae` entry runs the shipped model/ over 1,000 held-out images (K = 5 when quick)."""
+    output = tmp_path / "bench.json"
+    assert bench.main(["--only", "iwae", "--quick", "--mnist-dir", mnist_dir,
+                       "--output", str(output)]) == 0
+    metrics = {m["name"]: m["value"]
+               for m in json.loads(output.read_text())["benchmarks"]["iwae"]["metrics"]}
+    assert metrics["images"] == 1000 and metrics["samples per image (K)"] == 5
+    assert metrics["wall time"] > 0 and metrics["image-samples/s"] > 0
+    assert -1000.0 < metrics["IWAE bound per image"] < 0.0

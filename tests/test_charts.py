@@ -97,7 +97,29 @@ def test_compared_runs_are_one_labelled_line_each(small_results_dir, tmp_path, c
     loss_axes = plots.loss_figure(runs).axes
     assert len(loss_axes) == len(plots.LOSS_PANELS)
     heldout = loss_axes[-1].get_lines()[0]
-    np.testing.assert_allclose(heldout.get_ydata(), -runs[0][1]["heldout_elbo"])
+    np.testing.assert_allclose(heldout.get_ydata(),
+                               -runs[0][1]["heldout_discrete_elbo_final_prior"])
+    assert "sampled, final prior" in loss_axes[-1].get_title()
+
+
+def test_old_metrics_show_their_plug_in_elbo_dashed_and_labelled(tmp_path):
+    """A metrics.csv from before the sampled ELBO has `heldout_elbo` (the plug-in value)."""
+    old = tmp_path / "old_run"
+    old.mkdir()
+    write_metrics(str(old / "metrics.csv"), [(10, 900.0, 0.1, -300.0), (20, 700.0, 0.4, -250.0)],
+                  columns=("iteration", "loss", "heldout_accuracy", "heldout_elbo"))
+    new = tmp_path / "new_run"
+    new.mkdir()
+    write_metrics(str(new / "metrics.csv"), [(10, 800.0, 0.2, -320.0)],
+                  columns=("iteration", "loss", "heldout_accuracy",
+                           "heldout_discrete_elbo_final_prior"))
+    runs = charts.load_runs([str(old), str(new)])
+    old_line, new_line = plots.loss_figure(runs).axes[-1].get_lines()
+    assert old_line.get_label() == "old_run (old: plug-in at means)"
+    assert old_line.get_linestyle() == "--"
+    np.testing.assert_allclose(old_line.get_ydata(), [300.0, 250.0])
+    assert new_line.get_label() == "new_run" and new_line.get_linestyle() == "-"
+    np.testing.assert_allclose(new_line.get_ydata(), [320.0])
 
 
 def test_read_metrics_keeps_the_rows_of_the_resumed_run(tmp_path):

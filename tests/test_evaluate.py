@@ -2,7 +2,10 @@
 
 The end-to-end check uses a hand-made checkpoint: every output layer's kernel is zero, so
 the biases alone fix what the model infers for any image (two live steps, both at one known
-box, a blank canvas, known posteriors), and the expected report follows in closed form.
+box, a blank canvas, known posteriors), and the expected report follows in closed form: the
+plug-in ELBO of test mode exactly, the sampled ELBO of the discrete model within its Monte Carlo
+error (the canvas is blank whatever the sample, so log p(x|z) is a constant C and the ELBO is
+C - KL), and the importance-weighted bound between the ELBO and log p(x) = C.
 """
 import itertools
 import json
@@ -60,17 +63,41 @@ def _gaussian_kl(mean, std, prior_mean, prior_variance):
                   + (std ** 2 + (mean - prior_mean) ** 2) / prior_variance - 1.0)
 
 
-def expected_negative_elbo(images, config, step):
-    """Closed-form negative ELBO of the hand-made model on each image."""
-    # Canvas ~ sigmoid(-30) ~ 1e-13, clipped to the model's tolerance 1e-6 (as float32).
+def constant_reconstruction(images):
+    """-log p(x|z) of the hand-made model on each image, whatever z: its canvas ~ sigmoid(-30)
+    ~ 1e-13 is clipped to the model's tolerance 1e-6 (as float32) everywhere."""
     p = np.float64(np.float32(1e-6))
-    reconstruction = -np.sum(images * np.log(p) + (1 - images) * np.log1p(-p), axis=(1, 2))
+    return -np.sum(images * np.log(p) + (1 - images) * np.log1p(-p), axis=(1, 2))
+
+
+def z_pres_kl(prior):
+    """KL of the hand-made z_pres posterior from a prior with log-odds ``prior``."""
+    q = 1.0 / (1.0 + np.exp(-Z_PRES_LOG_ODDS))
+    return (q * (_log_sigmoid(Z_PRES_LOG_ODDS) - _log_sigmoid(prior))
+            + (1 - q) * (_log_sigmoid(-Z_PRES_LOG_ODDS) - _log_sigmoid(-prior)))
+
+
+def expected_negative_elbo(images, config, step):
+    """Closed-form plug-in negative ELBO (test mode) of the hand-made model on each image."""
     start, floor = config.z_pres_prior_log_odds_range
     prior = max(start + np.log(config.z_pres_prior_odds_decay)
                 / config.z_pres_prior_odds_decay_steps * step, floor)
+    # Both steps ran and both found an object: every KL is charged twice.
+    return constant_reconstruction(images) + 2 * (z_pres_kl(prior) + continuous_kl(config))
+
+
+def expected_sampled_elbo(images, config):
+    """Closed-form ELBO of the sampled discrete hand-made model at the final prior: with
+    q = sigmoid(2) the second step runs with probability q and the objects exist with
+    probabilities q and q^2, so KL = (1 + q) KL_pres + (q + q^2) (KL_where + KL_what)."""
     q = 1.0 / (1.0 + np.exp(-Z_PRES_LOG_ODDS))
-    kl_pres = (q * (_log_sigmoid(Z_PRES_LOG_ODDS) - _log_sigmoid(prior))
-               + (1 - q) * (_log_sigmoid(-Z_PRES_LOG_ODDS) - _log_sigmoid(-prior)))
+    kl = ((1 + q) * z_pres_kl(np.float32(config.z_pres_prior_log_odds_range[1]))
+          + (q + q * q) * continuous_kl(config))
+    return -constant_reconstruction(images) - kl
+
+
+def continuous_kl(config):
+    """KL_where + KL_what of one object of the hand-made model."""
     where_std = _softplus(np.array(Z_WHERE_RAW_STD)) + 1e-4
     kl_where = np.sum(_gaussian_kl(
         Z_WHERE_MEAN, where_std,
@@ -79,8 +106,7 @@ def expected_negative_elbo(images, config, step):
                   config.shift_prior_variance])))
     what_std = _softplus(np.array(Z_WHAT_RAW_STD)) + 1e-4
     kl_what = np.sum(_gaussian_kl(Z_WHAT_MEAN, what_std, 0.0, 1.0))
-    # Both steps ran and both found an object: every KL is charged twice.
-    return reconstruction + 2 * (kl_pres + kl_where + kl_what)
+    return kl_where + kl_what
 
 
 def make_model_dir(folder, config, step=STEP):
@@ -253,7 +279,8 @@ def test_report_of_handmade_model(handmade, tmp_path, capsys):
     model_dir, data, images, config = handmade
     out_json = str(tmp_path / "report.json")
     code, out, err = run_main(["--model-dir", model_dir, "--data", data, "--json", out_json,
-                               "--batch-size", "2"], capsys)
+                               "--batch-size", "2", "--samples", "3000",
+                               "--importance-samples", "100", "--seed", "3"], capsys)
     assert code == 0, err
     with open(out_json) as f:
         report = json.load(f)
@@ -265,12 +292,45 @@ def test_report_of_handmade_model(handmade, tmp_path, capsys):
     assert report["confusion"] == [[0, 0, 1], [0, 0, 2], [0, 0, 1], [0, 0, 1]]
     assert report["mean_iou"] == pytest.approx(np.mean(MATCHED_IOUS), abs=1e-5)
     assert report["box_recall_iou50"] == pytest.approx(2 / 7.)
-    expected = -np.mean(expected_negative_elbo(images.astype(np.float64), config, STEP))
+    images = images.astype(np.float64)
+    expected = -np.mean(expected_negative_elbo(images, config, STEP))
     # Absolute: a KL term counted once instead of twice would be off by about 13.
-    assert report["elbo"] == pytest.approx(expected, abs=0.05)
+    assert report["plugin_elbo_at_means"] == pytest.approx(expected, abs=0.05)
+
+    # The sampled ELBO, at the final prior (-20.72, not the 8.06 of the checkpoint's step).
+    assert report["z_pres_prior_log_odds"] == pytest.approx(np.log(1e-9), abs=1e-4)
+    assert report["seed"] == 3 and report["elbo_samples"] == 3000
+    per_image = expected_sampled_elbo(images, config)
+    mc_error = report["elbo_monte_carlo_stderr"]
+    assert 0.0 < mc_error < 0.5
+    assert report["elbo"] == pytest.approx(np.mean(per_image), abs=4 * mc_error)
+    # The standard error over images is that of the five exact per-image ELBOs (they differ
+    # by their constant reconstruction), up to the sampling error.
+    assert report["elbo_stderr"] == pytest.approx(np.std(per_image, ddof=1) / np.sqrt(5),
+                                                  abs=4 * mc_error)
+    # log p(x) = -reconstruction exactly (the likelihood does not depend on z): the bound lies
+    # between the ELBO and log p(x), and closer to log p(x) than the ELBO.
+    log_p_x = -np.mean(constant_reconstruction(images))
+    assert report["iwae_samples"] == 100
+    assert report["elbo"] + 1.0 < report["log_likelihood_iwae"] < log_p_x + 0.5
+    assert report["log_likelihood_iwae_stderr"] > 0
     # The table shows the same numbers.
     assert "(iteration %d)" % STEP in out and "0.2000" in out
-    assert "%.4f" % report["mean_iou"] in out and "%.2f" % report["elbo"] in out
+    assert "%.4f" % report["mean_iou"] in out
+    for key in ("elbo", "elbo_stderr", "log_likelihood_iwae", "plugin_elbo_at_means"):
+        assert "%.2f" % report[key] in out, key
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(handmade, capsys):
+    model_dir, data, _, _ = handmade
+    reports = []
+    for seed in ("0", "0", "1"):
+        report, _, _ = evaluate.evaluate(model_dir, data, elbo_samples=20, importance_samples=30,
+                                         seed=int(seed))
+        reports.append(report)
+    assert reports[0] == reports[1]
+    assert reports[0]["elbo"] != reports[2]["elbo"]
+    assert reports[0]["count_accuracy"] == reports[2]["count_accuracy"]
 
 
 def test_predicted_boxes_are_the_designed_box(handmade):
@@ -297,9 +357,10 @@ def test_checkpoint_prefix_and_results_folder_are_accepted(handmade, capsys):
 def test_evaluate_agrees_with_training_heldout_metrics(small_results_dir, small_data_dir,
                                                       tmp_path, capsys):
     out_json = str(tmp_path / "r.json")
+    # training.py's held-out ELBO: 4 samples per image, seed 0, the same draws.
     code, _, err = run_main(["--model-dir", os.path.join(small_results_dir, "model"),
                              "--data", os.path.join(small_data_dir, "test.tfrecords"),
-                             "--json", out_json], capsys)
+                             "--json", out_json, "--samples", "4"], capsys)
     assert code == 0, err
     with open(out_json) as f:
         report = json.load(f)
@@ -308,7 +369,8 @@ def test_evaluate_agrees_with_training_heldout_metrics(small_results_dir, small_
     last = dict(zip(header, rows[-1]))
     assert report["images"] == 90
     assert report["count_accuracy"] == pytest.approx(float(last["heldout_accuracy"]), abs=1e-4)
-    assert report["elbo"] == pytest.approx(float(last["heldout_elbo"]), abs=2e-3)
+    assert report["elbo"] == pytest.approx(float(last["heldout_discrete_elbo_final_prior"]),
+                                           abs=2e-3)
     for k in ("0", "1", "2"):
         assert report["count_accuracy_by_digits"][k] == pytest.approx(
             float(last["heldout_accuracy_" + k]), abs=1e-4)
@@ -382,6 +444,23 @@ def test_bad_data_files(handmade, tmp_path, capsys):
     assert_one_line_error(code, err, "does not exist")
 
 
+BAD_COUNTS = ["0", "-3", "1.5", "abc", "", "1e3"]
+
+
+@pytest.mark.parametrize("flag", ["--samples", "--importance-samples", "--seed"])
+def test_bad_sample_counts_and_seeds(handmade, tmp_path, capsys, flag):
+    """One `error:` line, exit status 2, nothing on stdout and no JSON written."""
+    model_dir, data, _, _ = handmade
+    out_json = tmp_path / "report.json"
+    bad = ["-1", "x", "2.0", str(2 ** 31)] if flag == "--seed" else BAD_COUNTS
+    for value in bad:
+        code, out, err = run_main(["--model-dir", model_dir, "--data", data, flag, value,
+                                   "--json", str(out_json)], capsys)
+        assert code == 2, (flag, value)
+        assert_one_line_error(code, err, flag)
+        assert out == "" and not out_json.exists(), (flag, value)
+
+
 def test_command_line(tmp_path):
     """The real script: --help, and a bad input gives exactly one line on stderr."""
     run = lambda *args: subprocess.run([sys.executable, "evaluate.py"] + list(args), cwd=REPO,
@@ -394,3 +473,10 @@ def test_command_line(tmp_path):
     assert failed.stderr.strip().splitlines() == [
         "error: data file %s not found (make it with `make data` or multi_mnist.py)"
         % (tmp_path / "missing.tfrecords")]
+    out_json = tmp_path / "r.json"
+    for flag, value in (("--samples", "0"), ("--importance-samples", "-2")):
+        failed = run("--model-dir", str(tmp_path), "--data", str(tmp_path / "missing.tfrecords"),
+                     flag, value, "--json", str(out_json))
+        assert failed.returncode == 2 and failed.stdout == "" and not out_json.exists()
+        assert failed.stderr.strip().splitlines() == [
+            "error: %s must be at least 1, got %s" % (flag, value)]

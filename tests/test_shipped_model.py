@@ -6,11 +6,16 @@ only, so neither its digits nor its layouts were seen in training.
 import json
 import os
 
+import numpy as np
 import pytest
 
 from conftest import REPO, generate_multi_mnist
 
 MODEL_DIR = os.path.join(REPO, "model")
+REPORT_KEYS = ("images", "count_accuracy", "count_accuracy_by_digits", "confusion", "mean_iou",
+               "box_recall_iou50", "elbo", "elbo_stderr", "elbo_monte_carlo_stderr",
+               "elbo_samples", "log_likelihood_iwae", "log_likelihood_iwae_stderr",
+               "iwae_samples", "z_pres_prior_log_odds", "seed", "plugin_elbo_at_means")
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +27,8 @@ def fresh_heldout(mnist_dir, tmp_path_factory):
 
 def test_shipped_model_counts_fresh_heldout_digits(fresh_heldout):
     import evaluate
-    report, _, step = evaluate.evaluate(MODEL_DIR, fresh_heldout, batch_size=100)
+    # Counts only: one sample of the ELBO keeps this test short.
+    report, _, step = evaluate.evaluate(MODEL_DIR, fresh_heldout, batch_size=100, elbo_samples=1)
     assert report["images"] == 300
     assert step is not None and step >= 60000
     assert report["count_accuracy"] >= 0.97, report
@@ -38,9 +44,15 @@ def test_shipped_model_folder_is_complete_and_small():
     assert size <= 20 * 1024 * 1024
     with open(os.path.join(MODEL_DIR, "evaluation.json")) as f:
         evaluation = json.load(f)
-    assert set(evaluation) == {"images", "count_accuracy", "count_accuracy_by_digits",
-                               "confusion", "mean_iou", "box_recall_iou50", "elbo"}
+    assert list(evaluation) == list(REPORT_KEYS)
     assert evaluation["images"] == 1000 and evaluation["count_accuracy"] >= 0.985
+    # Written with enough samples for the figures the README quotes.
+    assert evaluation["elbo_samples"] >= 100 and evaluation["iwae_samples"] >= 100
+    assert evaluation["elbo_monte_carlo_stderr"] < 0.5
+    assert evaluation["z_pres_prior_log_odds"] == pytest.approx(np.log(1e-9), abs=1e-4)
+    # The bound on log p(x) lies above the ELBO; the plug-in value is no bound at all.
+    assert evaluation["elbo"] < evaluation["log_likelihood_iwae"] < 0
+    assert evaluation["plugin_elbo_at_means"] > evaluation["elbo"]
 
 
 def test_shipped_model_has_no_optimiser_slots():

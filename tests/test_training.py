@@ -72,7 +72,8 @@ def test_results_folder_layout(small_results_dir):
         for name in ("train_accuracy", "heldout_accuracy", "heldout_accuracy_0"):
             assert 0.0 <= values[name] <= 1.0
         assert values["skipped_updates"] == 0
-        assert np.isfinite(values["heldout_elbo"]) and values["heldout_elbo"] < 0
+        elbo = values["heldout_discrete_elbo_final_prior"]
+        assert np.isfinite(elbo) and elbo < 0
 
 
 def test_summaries_hold_the_expected_tags(small_results_dir):
@@ -97,8 +98,8 @@ def test_summaries_hold_the_expected_tags(small_results_dir):
             float(values["heldout_accuracy"]), abs=1e-4)
         assert events["heldout/accuracy/1_digits"][step] == pytest.approx(
             float(values["heldout_accuracy_1"]), abs=1e-4)
-        assert events["heldout/elbo"][step] == pytest.approx(float(values["heldout_elbo"]),
-                                                              abs=1e-2)
+        assert events["heldout/discrete_elbo_final_prior"][step] == pytest.approx(
+            float(values["heldout_discrete_elbo_final_prior"]), abs=1e-2)
 
 
 def _common_flags(data_dir, results_dir):
@@ -177,6 +178,13 @@ def test_refusals_then_resume_continues(interrupted_run, small_data_dir, capsys)
     assert training.main(common + ["--resume", "--rnn-units", "32"]) == 2
     assert "differs in rnn_units" in capsys.readouterr().err
 
+    # A metrics.csv row of an older version, whose held-out column was the plug-in
+    # `heldout_elbo`: resuming keeps that column and its value.
+    old_columns = training.METRIC_COLUMNS[:-1] + ("heldout_elbo",)
+    with open(os.path.join(results, "metrics.csv"), "w") as f:
+        f.write(",".join(old_columns) + "\n")
+        f.write(",".join([str(saved)] + ["0.5"] * (len(old_columns) - 2) + ["-123.4"]) + "\n")
+
     # --resume continues from the saved iteration (global step, optimiser state and
     # schedule come from the checkpoint) and finishes the run.
     target = saved + 3
@@ -199,8 +207,11 @@ def test_refusals_then_resume_continues(interrupted_run, small_data_dir, capsys)
     assert tf.train.load_variable(checkpoint, beta1_power[0]) == pytest.approx(
         0.9 ** (target + 1), rel=1e-4)
     header, rows = read_metrics(results)
-    assert tuple(header) == training.METRIC_COLUMNS
-    assert [int(r[0]) for r in rows] == [target]
+    assert tuple(header) == training.METRIC_COLUMNS + ("heldout_elbo",)
+    assert [int(r[0]) for r in rows] == [saved, target]
+    old_row, new_row = [dict(zip(header, row)) for row in rows]
+    assert old_row["heldout_elbo"] == "-123.4" and old_row["heldout_discrete_elbo_final_prior"] == ""
+    assert new_row["heldout_elbo"] == "" and float(new_row["heldout_discrete_elbo_final_prior"]) < 0
     # The resumed session's summaries append to the same folder, from the saved step on.
     events = read_events(os.path.join(results, "summary"))
     assert events["heldout/accuracy/all"].keys() == {target}
@@ -216,3 +227,23 @@ def test_resume_without_a_checkpoint_and_missing_data_are_refused(small_data_dir
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "train.tfrecords" in err[0] and "make data" in err[0]
+
+
+def test_heldout_elbo_samples_must_be_positive(small_data_dir, tmp_path, capsys):
+    results = tmp_path / "r"
+    for value in ("0", "-2"):
+        code = training.main(["--data-dir", small_data_dir, "--results-dir", str(results),
+                              "--heldout-elbo-samples", value])
+        assert code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ["error: --heldout-elbo-samples must be at least 1, got %s" % value]
+        assert not results.exists()
+
+
+def test_metric_columns_keep_those_of_an_older_version():
+    rows = [{"iteration": "1000", "loss": "3.0", "heldout_elbo": "-150.0"},
+            {"iteration": "2000", "loss": "2.0", "heldout_elbo": "-140.0", "other": "1"}]
+    assert training.metric_columns(rows) == training.METRIC_COLUMNS + ("heldout_elbo", "other")
+    assert training.metric_columns([]) == training.METRIC_COLUMNS
+    assert training.metric_columns([{c: "1" for c in training.METRIC_COLUMNS}]) == (
+        training.METRIC_COLUMNS)

@@ -52,7 +52,8 @@ def build_parser():
                         help="also the importance-weighted bound on log p(x) from K samples per "
                              "image (they share the ELBO's draws: max(N, K) samples in all)")
     parser.add_argument("--seed", default="0", help="seed of the sampling: the same command "
-                                                    "gives the same numbers")
+                                                    "gives the same numbers (to float32 "
+                                                    "rounding)")
     return parser
 
 

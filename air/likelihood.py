@@ -48,8 +48,8 @@ class LogWeightSampler:
         config: the model's ``AIRConfig``.
         seed: integer seed of the sampling. Pass i of a ``log_weights`` call draws from the
             stateless samplers keyed (seed, i), so the same seed, images, sample count and
-            ``samples_per_pass`` give the same log weights at every call, in any graph and on
-            either stack (training's held-out ELBO thus draws the same noise at every evaluation,
+            ``samples_per_pass`` give the same log weights at every call (to float32 rounding),
+            in any graph and on either stack (training's held-out ELBO thus draws the same noise at every evaluation,
             and its curve moves only with the model).
         scope: variable scope of the model (its variables are reused if they exist).
         samples_per_pass: image-samples per session.run (memory bound, not a statistical one).

@@ -328,8 +328,13 @@ def test_same_seed_same_numbers_other_seed_other_numbers(handmade, capsys):
         report, _, _ = evaluate.evaluate(model_dir, data, elbo_samples=20, importance_samples=30,
                                          seed=int(seed))
         reports.append(report)
-    assert reports[0] == reports[1]
-    assert reports[0]["elbo"] != reports[2]["elbo"]
+    # The same numbers, up to the last bits of float32 sums (TF's reductions may round
+    # differently from one run to the next).
+    assert reports[0].keys() == reports[1].keys()
+    for key, value in reports[0].items():
+        assert reports[1][key] == (pytest.approx(value, rel=1e-6)
+                                   if isinstance(value, float) else value), key
+    assert reports[0]["elbo"] != pytest.approx(reports[2]["elbo"], rel=1e-6)
     assert reports[0]["count_accuracy"] == reports[2]["count_accuracy"]
 
 

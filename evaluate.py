@@ -22,7 +22,7 @@ import sys
 # images is then about 0.3-0.4 nats for model/ (the log weights are heavy-tailed: a rare early
 # stop on a two-digit image costs thousands of nats).
 DEFAULT_ELBO_SAMPLES = 200
-# Seeds are op-level seeds of TensorFlow's samplers: non-negative 32-bit integers.
+# Seeds key TensorFlow's stateless samplers (int64); kept to non-negative 32-bit integers.
 MAX_SEED = 2 ** 31 - 1
 
 
@@ -45,7 +45,7 @@ def build_parser():
     parser.add_argument("--json", default=None, metavar="OUT",
                         help="also write the report as JSON to this file")
     parser.add_argument("--batch-size", type=int, default=500, help="images per forward pass")
-    # Counts and the seed are parsed by parse_counts, so a bad value is one `error:` line.
+    # Counts and the seed are parsed by check_counts, so a bad value is one `error:` line.
     parser.add_argument("--samples", default=str(DEFAULT_ELBO_SAMPLES), metavar="N",
                         help="samples per image of the Monte Carlo ELBO")
     parser.add_argument("--importance-samples", default=None, metavar="K",
@@ -58,11 +58,15 @@ def build_parser():
 
 
 def parse_whole_number(text, flag, minimum, maximum=None):
-    """Takes a flag's text to an int in [minimum, maximum]; EvaluationError otherwise."""
-    try:
-        value = int(text, 10)
-    except (TypeError, ValueError):
-        raise EvaluationError("%s must be a whole number, got %r" % (flag, text))
+    """Takes a flag's text (or an int) to an int in [minimum, maximum]; EvaluationError
+    otherwise."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        try:
+            value = int(text, 10)
+        except (TypeError, ValueError):
+            raise EvaluationError("%s must be a whole number, got %r" % (flag, text))
     if value < minimum or (maximum is not None and value > maximum):
         limits = ("at least %d" % minimum if maximum is None
                   else "between %d and %d" % (minimum, maximum))
@@ -70,13 +74,12 @@ def parse_whole_number(text, flag, minimum, maximum=None):
     return value
 
 
-def parse_counts(args):
-    """Takes the parsed arguments to (elbo samples, importance samples or None, seed)."""
-    elbo_samples = parse_whole_number(args.samples, "--samples", 1)
-    importance_samples = (None if args.importance_samples is None else
-                          parse_whole_number(args.importance_samples, "--importance-samples", 1))
-    seed = parse_whole_number(args.seed, "--seed", 0, MAX_SEED)
-    return elbo_samples, importance_samples, seed
+def check_counts(elbo_samples, importance_samples, seed):
+    """Takes (N, K or None, seed), as text or ints, to ints; EvaluationError when out of range."""
+    return (parse_whole_number(elbo_samples, "--samples", 1),
+            None if importance_samples is None else
+            parse_whole_number(importance_samples, "--importance-samples", 1),
+            parse_whole_number(seed, "--seed", 0, MAX_SEED))
 
 
 def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAMPLES,
@@ -86,6 +89,7 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
     Raises EvaluationError for inputs that cannot be evaluated.
     """
     # Checked before TensorFlow is imported, so the commonest mistakes fail at once.
+    elbo_samples, importance_samples, seed = check_counts(elbo_samples, importance_samples, seed)
     if batch_size < 1:
         raise EvaluationError("--batch-size must be at least 1, got %d" % batch_size)
     if not os.path.exists(model_dir) and not os.path.isfile(model_dir + ".index"):
@@ -199,7 +203,8 @@ def main(argv=None):
     # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) would bury the table.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        elbo_samples, importance_samples, seed = parse_counts(args)
+        elbo_samples, importance_samples, seed = check_counts(
+            args.samples, args.importance_samples, args.seed)
         # Checked first: an hour of evaluation should not end in an unwritable path.
         if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
             raise EvaluationError("cannot write %s: its folder does not exist" % args.json)

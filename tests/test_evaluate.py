@@ -466,6 +466,14 @@ def test_bad_sample_counts_and_seeds(handmade, tmp_path, capsys, flag):
         assert out == "" and not out_json.exists(), (flag, value)
 
 
+def test_evaluate_rejects_bad_counts_given_as_numbers(handmade):
+    model_dir, data, _, _ = handmade
+    for bad in ({"elbo_samples": 0}, {"importance_samples": -1}, {"seed": -5},
+                {"elbo_samples": 2.5}, {"importance_samples": True}):
+        with pytest.raises(evaluate.EvaluationError, match="must be"):
+            evaluate.evaluate(model_dir, data, **bad)
+
+
 def test_command_line(tmp_path):
     """The real script: --help, and a bad input gives exactly one line on stderr."""
     run = lambda *args: subprocess.run([sys.executable, "evaluate.py"] + list(args), cwd=REPO,

@@ -22,7 +22,7 @@ SOURCE_FILES = ("training.py", "evaluate.py", "multi_mnist.py", "demo.py", "embe
 METRIC_COLUMNS = ("iteration", "wall_time", "epoch", "loss", "reconstruction", "kl_z_pres",
                   "kl_z_where", "kl_z_what", "train_accuracy", "skipped_updates",
                   "heldout_accuracy", "heldout_accuracy_0", "heldout_accuracy_1",
-                  "heldout_accuracy_2", "heldout_elbo")
+                  "heldout_accuracy_2", "heldout_elbo", "heldout_overcount", "heldout_undercount")
 CHECKPOINT_NAME = "model.ckpt"
 
 
@@ -352,7 +352,8 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
                                      + ["%.4f" % v for v in means]
                                      + [int(result["skipped"]), "%.4f" % heldout["count_accuracy"]]
                                      + ["%.4f" % by.get(str(k), float("nan")) for k in range(3)]
-                                     + ["%.3f" % heldout["elbo"]])
+                                     + ["%.3f" % heldout["elbo"], "%.4f" % heldout["overcount"],
+                                        "%.4f" % heldout["undercount"]])
                     metrics_file.flush()
                     window = []
                     good_streak = (good_streak + 1 if args.stop_at_accuracy is not None

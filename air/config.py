@@ -39,7 +39,6 @@ ORIGINAL_CHOICES = {
     "likelihood_epsilon": 1e-9,
     "z_pres_prior_odds_epsilon": 1e-9,
 }
-PRESETS = {"default": {}, "original": ORIGINAL_CHOICES}
 
 # What a config.json written before a field existed meant: the graph of that time. A missing
 # field takes this value, not the current default, so old checkpoints keep their graph.
@@ -253,6 +252,15 @@ class AIRConfig:
     def load(cls, path):
         with open(path) as f:
             return cls.from_json(f.read())
+
+
+# Named sets of the departure fields: "default" is the class defaults, "original" the original
+# code's choices.
+PRESETS = {
+    "default": {f.name: f.default for f in dataclasses.fields(AIRConfig)
+                if f.name in ORIGINAL_CHOICES},
+    "original": ORIGINAL_CHOICES,
+}
 
 
 def _is_int(value):

@@ -85,6 +85,9 @@ def count_metrics(predictions, max_steps):
     return {
         "images": int(len(true_counts)),
         "count_accuracy": float(np.mean(correct)),
+        # How the wrong counts are wrong: the "one digit read as two" mode is an over-count.
+        "overcount": float(np.mean(found > true_counts)),
+        "undercount": float(np.mean(found < true_counts)),
         "count_accuracy_by_digits": by_digits,
         "confusion": confusion.tolist(),
         "elbo": float(-np.mean(predictions["negative_elbo"])),

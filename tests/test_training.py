@@ -216,3 +216,77 @@ def test_resume_without_a_checkpoint_and_missing_data_are_refused(small_data_dir
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "train.tfrecords" in err[0] and "make data" in err[0]
+
+
+def _set_heldout_accuracy(results, value, extra_row_at=None):
+    """Rewrites metrics.csv with every held-out accuracy = value (and one stale row)."""
+    header, rows = read_metrics(results)
+    column = header.index("heldout_accuracy")
+    for row in rows:
+        row[column] = "%.4f" % value
+    if extra_row_at is not None:
+        rows.append([str(extra_row_at)] + rows[-1][1:])
+    with open(os.path.join(results, "metrics.csv"), "w", newline="") as f:
+        csv.writer(f).writerows([header] + rows)
+
+
+def test_stop_at_accuracy_counts_the_evaluations_before_a_resume(small_data_dir, tmp_path,
+                                                                 capsys):
+    results = str(tmp_path / "run")
+    common = (["--data-dir", small_data_dir, "--results-dir", results, "--seed", "3",
+               "--eval-batch-size", "90", "--eval-every", "2", "--progress-seconds", "60"] + TINY)
+    assert training.main(common + ["--max-iterations", "4"]) == 0
+    capsys.readouterr()
+    # Two earlier evaluations at 99%, and a row past the checkpoint (written after the last
+    # save of an interrupted session) that the resume must drop.
+    _set_heldout_accuracy(results, 0.99, extra_row_at=6)
+    # Patience 3: one more evaluation is needed, then the run stops as converged at 6.
+    assert training.main(common + ["--resume", "--max-iterations", "100",
+                                   "--stop-at-accuracy", "0.3", "--patience", "3"]) in (0,)
+    out = capsys.readouterr().out
+    header, rows = read_metrics(results)
+    iterations = [int(r[0]) for r in rows]
+    accuracy = float(rows[-1][header.index("heldout_accuracy")])
+    if accuracy >= 0.3:
+        assert iterations == [2, 4, 6]
+        assert "converged: held-out count accuracy >= 0.3 at 3 evaluations in a row " \
+               "(iteration 6)" in out
+    else:  # The tiny model missed 30% at iteration 6: the streak restarts, training goes on.
+        assert iterations[:3] == [2, 4, 6] and iterations[-1] == 100
+    # Already converged: a resume stops at once, without training or new rows.
+    _set_heldout_accuracy(results, 0.99)
+    assert training.main(common + ["--resume", "--max-iterations", "1000",
+                                   "--stop-at-accuracy", "0.98", "--patience", "2"]) == 0
+    assert "converged" in capsys.readouterr().out
+    assert len(read_metrics(results)[1]) == len(iterations)
+
+
+def test_original_preset_trains_and_a_resume_keeps_its_preset(small_data_dir, tmp_path, capsys):
+    results = str(tmp_path / "run")
+    common = (["--data-dir", small_data_dir, "--results-dir", results, "--seed", "3",
+               "--eval-batch-size", "90", "--progress-seconds", "60"] + TINY)
+    assert training.main(common + ["--preset", "original", "--shift-transform", "identity",
+                                   "--max-iterations", "2"]) == 0
+    config = AIRConfig.load(os.path.join(results, "model", CONFIG_FILENAME))
+    assert config.preset == "original" and config.z_where_heads == "separate"
+    assert config.shift_transform == "identity"  # explicit flags win over the preset
+    capsys.readouterr()
+    assert training.main(common + ["--resume", "--preset", "default", "--max-iterations", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "differs in" in err and "z_where_heads" in err
+    assert training.main(common + ["--resume", "--preset", "original", "--shift-transform",
+                                   "identity", "--max-iterations", "3"]) == 0
+
+
+@pytest.mark.parametrize("flag,value", [("--eval-every", "0"), ("--save-every", "0"),
+                                        ("--max-iterations", "-5"), ("--patience", "0"),
+                                        ("--stop-at-accuracy", "1.5"), ("--epochs", "0"),
+                                        ("--preset", "paper")])
+def test_bad_options_are_refused_before_anything_is_written(small_data_dir, tmp_path, capsys,
+                                                            flag, value):
+    results = str(tmp_path / "run")
+    assert training.main(["--data-dir", small_data_dir, "--results-dir", results, flag,
+                          value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and flag.lstrip("-") in err[0], err
+    assert not os.path.exists(results)

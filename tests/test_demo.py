@@ -218,7 +218,12 @@ def test_demo_latency_is_measured(small_results_dir, tmp_path):
     # bench.py's entry: without a model folder it measures an untrained default model.
     rows = demo.benchmark_latency(str(tmp_path / "no_model"), repeats=5)
     assert [unit for _, _, unit in rows] == ["ms"] * 4
-    assert all(value > 0 for _, value, _ in rows)
+    (_, inference_median, _), (_, inference_p90, _), (_, whole_median, _), (_, whole_p90, _) = rows
+    # Medians below their 90th percentiles, and a whole refresh never faster than inference
+    # alone by more than the spread of the timings (it runs inference and draws panels too).
+    assert 0.0 < inference_median <= inference_p90 < 10000.0
+    assert 0.0 < whole_median <= whole_p90 < 10000.0
+    assert whole_p90 >= inference_median
 
 
 def test_untrained_model_folder_loads(tmp_path):
@@ -443,7 +448,12 @@ def test_live_demo_sample_screenshot_and_exit(x_display, small_data_dir, tmp_pat
     screenshot = str(tmp_path / "sample.png")
     process = start_demo(x_display, "--sample", str(index), "--data", data, "--screenshot",
                          screenshot, "--exit-after-screenshot")
-    out, err = process.communicate(timeout=SUBPROCESS_TIMEOUT)
+    try:
+        out, err = process.communicate(timeout=SUBPROCESS_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=60)
     assert process.returncode == 0, err[-2000:]
     ready = [line for line in out.splitlines() if line.startswith("ready:")][0]
     assert "saved screenshot %s (grabbed from the display)" % screenshot in out

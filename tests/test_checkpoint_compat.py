@@ -21,8 +21,9 @@ from conftest import other_python
 SCRIPT = os.path.abspath(checkpoint_roundtrip.__file__)
 SUBPROCESS_TIMEOUT = 600  # seconds: TensorFlow's start-up alone can take a minute under load
 # Differences between two TensorFlow builds are rounding (largest seen: ~9e-6 in the
-# canvas between TF 1.15.5 and 2.21); within one stack the outputs should not move at all.
-CROSS_STACK_TOLERANCE = "1e-5"
+# canvas between TF 1.15.5 and 2.21, 1.0e-5 in a window under heavy load); within one stack
+# the outputs should not move at all.
+CROSS_STACK_TOLERANCE = "3e-5"
 SAME_STACK_TOLERANCE = "1e-6"
 
 

@@ -31,6 +31,10 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.abspath(__file__))
+if REPO not in sys.path:  # The model workers run `import bench` from another folder.
+    sys.path.insert(0, REPO)
+
+from air import cli  # noqa: E402
 
 Metric = collections.namedtuple("Metric", ["name", "value", "unit"])
 Benchmark = collections.namedtuple("Benchmark", ["name", "description", "function"])
@@ -176,10 +180,10 @@ def _model_worker(kind, records_path, iterations, warmup):
     time, fed through a placeholder as the demo does, fetching canvas, boxes and counts.
     """
     import itertools
+    cli.quiet_tensorflow()  # a worker's last stderr line is reported: keep it the error
     import numpy as np
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
-    tf.logging.set_verbosity(tf.logging.ERROR)
     from air import records
     from air.air_model import AIRModel
     from air.config import AIRConfig
@@ -256,10 +260,10 @@ def _pipeline_worker(kind, records_path, iterations, warmup):
     ``heldout``: HeldOutEvaluator (test mode, batches of 500) over the test.tfrecords beside
     ``records_path``; an iteration is one pass over the file, per_second counts images.
     """
+    cli.quiet_tensorflow()  # a worker's last stderr line is reported: keep it the error
     import numpy as np
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
-    tf.logging.set_verbosity(tf.logging.ERROR)
     from air import records
     from air.air_model import AIRModel
     from air.config import AIRConfig
@@ -448,8 +452,8 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def run(args):
+    """Runs the chosen benchmarks, prints the table and merges bench.json; returns the status."""
     if args.list:
         for item in BENCHMARKS.values():
             print("%-16s %s" % (item.name, item.description))
@@ -457,9 +461,13 @@ def main(argv=None):
     names = args.only or list(BENCHMARKS)
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
-        sys.stderr.write("error: unknown benchmark(s) %s; known: %s\n"
-                         % (", ".join(unknown), ", ".join(BENCHMARKS)))
-        return 2
+        raise cli.UserError("unknown benchmark(s) %s; known: %s"
+                            % (", ".join(unknown), ", ".join(BENCHMARKS)))
+    # Checked before the benchmarks run: minutes of measurements should not end in a traceback.
+    if os.path.isdir(args.output):
+        raise cli.UserError("--output %s is a folder: give a file name" % args.output)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
+        raise cli.UserError("cannot write %s: its folder does not exist" % args.output)
     results = collections.OrderedDict()
     failed = False
     for name in names:
@@ -496,6 +504,10 @@ def main(argv=None):
         f.write("\n")
     sys.stderr.write("bench: results written to %s\n" % args.output)
     return 1 if failed else 0
+
+
+def main(argv=None):
+    return cli.main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ import os
 import re
 import sys
 
+from air import cli
 
-class EvaluationError(Exception):
+
+class EvaluationError(cli.UserError):
     """A problem with the inputs; printed as one line."""
 
 
@@ -33,7 +35,8 @@ def build_parser():
                         help="record file to evaluate on (written by multi_mnist.py)")
     parser.add_argument("--json", default=None, metavar="OUT",
                         help="also write the report as JSON to this file")
-    parser.add_argument("--batch-size", type=int, default=500, help="images per forward pass")
+    parser.add_argument("--batch-size", type=cli.integer(minimum=1), default=500,
+                        help="images per forward pass")
     return parser
 
 
@@ -52,7 +55,6 @@ def evaluate(model_dir, data_path, batch_size=500):
                               "multi_mnist.py)" % data_path)
 
     import tensorflow.compat.v1 as tf
-    tf.logging.set_verbosity(tf.logging.ERROR)
     tf.disable_v2_behavior()
     from air import records
     from air.checkpoints import (CheckpointError, checkpoint_step, find_checkpoint, load_config,
@@ -134,24 +136,24 @@ def _optional(value, pattern):
     return "n/a" if value is None else pattern % value
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) would bury the table.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        # Checked first: an hour of evaluation should not end in an unwritable path.
-        if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-            raise EvaluationError("cannot write %s: its folder does not exist" % args.json)
-        report, checkpoint, step = evaluate(args.model_dir, args.data, args.batch_size)
-    except EvaluationError as error:
-        print("error: %s" % error, file=sys.stderr)
-        return 2
+def run(args):
+    """Evaluates, prints the table and writes the JSON report (EvaluationError on bad input)."""
+    # Checked first: an hour of evaluation should not end in an unwritable path.
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        raise EvaluationError("cannot write %s: its folder does not exist" % args.json)
+    if args.json and os.path.isdir(args.json):
+        raise EvaluationError("cannot write %s: it is a folder (give a file name)" % args.json)
+    report, checkpoint, step = evaluate(args.model_dir, args.data, args.batch_size)
     print(format_report(report, checkpoint, step, args.data), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             f.write(report_json(report))
         print("wrote %s" % args.json)
     return 0
+
+
+def main(argv=None):
+    return cli.main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-from air import sweep
+from air import cli, sweep
 from air.sweep_report import write_report
 
 
@@ -31,16 +31,20 @@ def build_parser():
     parser.add_argument("--output-dir", default="runs/sweep", help="one folder per trial in here")
     parser.add_argument("--data-dir", default="multi_mnist_data/",
                         help="train.tfrecords and test.tfrecords (multi_mnist.py)")
-    parser.add_argument("--max-iterations", type=int, default=45000,
+    parser.add_argument("--max-iterations", type=cli.integer(minimum=1), default=45000,
                         help="a trial that has not converged ends here")
-    parser.add_argument("--stop-at-accuracy", type=float, default=0.98,
+    parser.add_argument("--stop-at-accuracy", type=cli.number(0.0, 1.0, exclusive_minimum=True),
+                        default=0.98,
                         help="a trial converges when held-out count accuracy stays >= this ...")
-    parser.add_argument("--patience", type=int, default=3, help="... at this many evaluations")
-    parser.add_argument("--eval-every", type=int, default=1000)
-    parser.add_argument("--save-every", type=int, default=5000)
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--patience", type=cli.integer(minimum=1), default=3,
+                        help="... at this many evaluations")
+    parser.add_argument("--eval-every", type=cli.integer(minimum=1), default=1000,
+                        help="iterations between held-out evaluations of a trial")
+    parser.add_argument("--save-every", type=cli.integer(minimum=1), default=5000,
+                        help="iterations between checkpoints of a trial")
+    parser.add_argument("--threads", type=cli.integer(0, 256), default=1,
                         help="TensorFlow threads per trial (one CPU per trial)")
-    parser.add_argument("--parallel", type=int, default=2,
+    parser.add_argument("--parallel", type=cli.integer(1, 1024), default=2,
                         help="trials at a time (CPUs of the local Ray cluster)")
     parser.add_argument("--ray", action="store_true",
                         help="run the trials as Ray tasks (Python >= 3.9 with ray installed)")
@@ -57,13 +61,7 @@ def build_parser():
 
 
 def validate(args):
-    for name in ("max_iterations", "patience", "eval_every", "save_every", "parallel"):
-        if getattr(args, name) < 1:
-            raise sweep.SweepError("--%s must be at least 1" % name.replace("_", "-"))
-    if args.threads < 0:
-        raise sweep.SweepError("--threads must be 0 (TensorFlow's choice) or more")
-    if not 0.0 < args.stop_at_accuracy <= 1.0:
-        raise sweep.SweepError("--stop-at-accuracy must be in (0, 1]")
+    """Checks what the parser cannot: the data, Ray, the cluster, the interpreter."""
     if not args.report_only:
         for name in ("train.tfrecords", "test.tfrecords"):
             if not os.path.isfile(os.path.join(args.data_dir, name)):
@@ -129,13 +127,7 @@ def _run_jobs(args, jobs, options, trials):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except sweep.SweepError as error:
-        print("error: %s" % error, file=sys.stderr)
-        return 2
-    return 0
+    return cli.main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

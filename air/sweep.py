@@ -20,8 +20,9 @@ import sys
 import threading
 import time
 
-from air.config import PRESETS, AIRConfig
 from air.checkpoints import latest_checkpoint
+from air.cli import UserError, first_line
+from air.config import PRESETS, AIRConfig
 
 LOG_NAME = "training.log"
 
@@ -41,7 +42,7 @@ TrialOptions = collections.namedtuple("TrialOptions", [
 ])
 
 
-class SweepError(ValueError):
+class SweepError(UserError):
     """A problem with the sweep's input that the user can fix; the message is one line."""
 
 
@@ -312,7 +313,7 @@ def run_on_ray(jobs, parallel, stop_event, report, address=None):
                      object_store_memory=80 * 1024 * 1024, runtime_env=runtime_env)
     except Exception as error:  # Ray raises several types for an unreachable cluster.
         raise SweepError("cannot start or join a Ray cluster%s: %s"
-                         % (" at " + address if address else "", _first_line(error)))
+                         % (" at " + address if address else "", first_line(error)))
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(run_trial_process)
         running = {remote.remote(command, os.path.join(trial.directory, LOG_NAME)): trial
@@ -360,12 +361,7 @@ def check_reachable(address, timeout=5.0):
     except (ValueError, OSError) as error:
         raise SweepError("cannot reach a Ray cluster at %s (expected HOST:PORT of a running "
                          "head node, started with `ray start --head`): %s"
-                         % (address, _first_line(error)))
-
-
-def _first_line(error):
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
+                         % (address, first_line(error)))
 
 
 def python_runs(python):

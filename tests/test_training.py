@@ -1,5 +1,6 @@
 """training.py end to end on the small generated data set: results folder, summaries,
-interruption by SIGTERM and --resume, refusal to overwrite a run, --seed repeatability.
+interruption by SIGTERM or SIGINT and --resume, refusal to overwrite a run or a used folder,
+--seed repeatability, and the stop after --max-skipped-in-a-row non-finite updates.
 """
 import csv
 import glob
@@ -15,7 +16,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import training
-from air import checkpoints
+from air import checkpoints, records
 from air.config import AIRConfig, CONFIG_FILENAME
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,6 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--rnn-units", "16", "--vae-latent", "4", "--vae-recognition-units", "16",
         "--vae-generative-units", "16", "--z-where-hidden-units", "8",
         "--z-pres-hidden-units", "8", "--batch-size", "8"]
+SUBPROCESS_TIMEOUT = 600  # seconds for a training process to start, stop or finish
 PROGRESS_LINE = re.compile(r"^it (\d+)/(\d+)  epoch [\d.]+  [\d.]+ it/s  ETA \S+  loss [-\d.]+",
                            re.M)
 
@@ -112,31 +114,36 @@ def _printed_losses(text):
         r"^it (\d+)/\d+ .*  loss ([-\d.]+)", text, re.M)}
 
 
-@pytest.fixture(scope="module")
-def interrupted_run(small_data_dir, tmp_path_factory):
-    """A real training.py process stopped by SIGTERM after 3 iterations: (results dir, log)."""
-    root = tmp_path_factory.mktemp("interrupted")
+def interrupt_training(data_dir, root, signum, after_iterations=3):
+    """Starts training.py, sends ``signum`` after some iterations: (results dir, log, status)."""
     results = str(root / "run")
     log_path = str(root / "log.txt")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "training.py"] + _common_flags(small_data_dir, results)
+            [sys.executable, "training.py"] + _common_flags(data_dir, results)
             + ["--max-iterations", "1000000", "--progress-seconds", "0"],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.time() + 300
-        while max(_printed_losses(open(log_path).read()) or [0]) < 3:
+        deadline = time.time() + SUBPROCESS_TIMEOUT
+        while max(_printed_losses(open(log_path).read()) or [0]) < after_iterations:
             assert process.poll() is None, "training stopped early:\n" + open(log_path).read()
-            assert time.time() < deadline, "no progress in 300 s"
+            assert time.time() < deadline, "no progress in %d s" % SUBPROCESS_TIMEOUT
             time.sleep(0.2)
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=300)
+        process.send_signal(signum)
+        code = process.wait(timeout=SUBPROCESS_TIMEOUT)
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
-    log = open(log_path).read()
+            process.wait(timeout=60)
+    return results, open(log_path).read(), code
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(small_data_dir, tmp_path_factory):
+    """A real training.py process stopped by SIGTERM after 3 iterations: (results dir, log)."""
+    results, log, code = interrupt_training(small_data_dir, tmp_path_factory.mktemp("sigterm"),
+                                            signal.SIGTERM)
     assert code == 0, log
     return results, log
 
@@ -149,6 +156,17 @@ def test_sigterm_saves_a_checkpoint(interrupted_run):
             % os.path.join(results, "model", "model.ckpt-%d" % saved)) in log
     assert PROGRESS_LINE.search(log)
     assert max(_printed_losses(log)) <= saved
+
+
+def test_sigint_saves_a_checkpoint_like_ctrl_c(small_data_dir, tmp_path):
+    results, log, code = interrupt_training(small_data_dir, tmp_path, signal.SIGINT,
+                                            after_iterations=2)
+    assert code == 0, log
+    saved = latest_step(results)
+    assert saved >= 2
+    assert ("SIGINT received: saved %s; continue with --resume"
+            % os.path.join(results, "model", "model.ckpt-%d" % saved)) in log
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log
 
 
 def test_seed_repeats_the_first_losses(interrupted_run, small_data_dir, tmp_path, capsys):
@@ -216,6 +234,79 @@ def test_resume_without_a_checkpoint_and_missing_data_are_refused(small_data_dir
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "train.tfrecords" in err[0] and "make data" in err[0]
+
+
+def folder_contents(root):
+    """{relative path: bytes or None for folders} of everything under ``root``."""
+    found = {}
+    for folder, names, files in os.walk(root):
+        for name in names:
+            found[os.path.relpath(os.path.join(folder, name), root)] = None
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, root)] = f.read()
+    return found
+
+
+def test_used_folder_without_checkpoint_is_refused_and_left_untouched(small_data_dir, tmp_path,
+                                                                      capsys):
+    used = tmp_path / "used"
+    (used / "summary").mkdir(parents=True)
+    (used / "summary" / "events.out.tfevents.1.host").write_bytes(b"earlier events")
+    (used / "metrics.csv").write_text(",".join(training.METRIC_COLUMNS) + "\n1000,1,2\n")
+    before = folder_contents(str(used))
+    code = training.main(["--data-dir", small_data_dir, "--results-dir", str(used),
+                          "--max-iterations", "2"] + TINY)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert "metrics.csv" in err[0] and "summary" in err[0] and "without a checkpoint" in err[0]
+    assert folder_contents(str(used)) == before
+
+
+def nan_data_dir(small_data_dir, destination):
+    """A copy of the small data set whose training images are all NaN (held-out ones kept)."""
+    import shutil
+    os.makedirs(destination)
+    data = records.read_records(os.path.join(small_data_dir, "train.tfrecords"))
+    examples = []
+    for i, count in enumerate(data.digits):
+        examples.append(dict(image=np.full_like(data.images[i], np.nan),
+                             labels=data.labels[i, :count], indices=data.indices[i, :count],
+                             positions=data.positions[i, :count], boxes=data.boxes[i, :count]))
+    records.write_examples(os.path.join(destination, "train.tfrecords"), examples)
+    shutil.copy(os.path.join(small_data_dir, "test.tfrecords"), destination)
+    return destination
+
+
+def test_max_skipped_in_a_row_stops_with_a_message_and_a_checkpoint(small_data_dir, tmp_path,
+                                                                    capsys):
+    """Training images of NaN pixels make every loss NaN: the run stops after 4 skips."""
+    data = nan_data_dir(small_data_dir, str(tmp_path / "nan_data"))
+    results = str(tmp_path / "run")
+    code = training.main(["--data-dir", data, "--results-dir", results, "--seed", "1",
+                          "--max-iterations", "50", "--max-skipped-in-a-row", "4",
+                          "--eval-every", "1000", "--save-every", "1000",
+                          "--progress-seconds", "600"] + TINY)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    checkpoint = os.path.join(results, "model", "model.ckpt-4")
+    assert err == ["error: 4 updates in a row had a non-finite loss or gradient (iterations 1 to "
+                   "4): stopped and saved %s (weights of the last finite update, iteration 0); "
+                   "check the data for NaN or infinite pixels, or lower --learning-rate"
+                   % checkpoint], err
+    assert latest_step(results) == 4
+    saved = dict((name, tf.train.load_variable(checkpoint, name))
+                 for name, _ in tf.train.list_variables(checkpoint))
+    assert saved["skipped_updates"] == 4
+    # No update reached the optimiser: its powers are still the initial ones, its slots zero,
+    # and every weight is finite.
+    assert [v for n, v in saved.items() if n.endswith("beta1_power")] == [pytest.approx(0.9)]
+    for name, value in saved.items():
+        if name.endswith("/Adam") or name.endswith("/Adam_1"):
+            assert not np.any(value), name
+        assert np.all(np.isfinite(value)), name
 
 
 def _set_heldout_accuracy(results, value, extra_row_at=None):

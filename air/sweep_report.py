@@ -65,10 +65,11 @@ def trial_row(trial, options, target):
 
 
 def variant_summary(rows, target):
-    """Per variant: trials ended, converged, still running, median and max first iteration."""
+    """Per variant: trials ended, converged and not ended yet, and the first iterations at the
+    target of the converged ones."""
     summary = {}
     for row in rows:
-        entry = summary.setdefault(row["variant"], {"ended": 0, "converged": 0, "running": 0,
+        entry = summary.setdefault(row["variant"], {"ended": 0, "converged": 0, "not_ended": 0,
                                                     "iterations": [], "failures": []})
         if row["state"] in ("converged", "finished"):
             entry["ended"] += 1
@@ -78,7 +79,7 @@ def variant_summary(rows, target):
             else:
                 entry["failures"].append(row["failure_mode"])
         else:
-            entry["running"] += 1
+            entry["not_ended"] += 1
     return summary
 
 
@@ -105,13 +106,13 @@ def markdown_report(rows, options, target):
              "Each trial ends when its held-out count accuracy has been >= %g%% at %d evaluations "
              "in a row (converged) or at %d iterations (finished without converging)."
              % (100 * target, options.patience, options.max_iterations), "",
-             "| variant | converged of ended | still running | median first it. >= %g%% | "
+             "| variant | converged of ended | not ended yet | median first it. >= %g%% | "
              "max | failure modes |" % (100 * target),
              "|---|---|---|---|---|---|"]
     for name, entry in variant_summary(rows, target).items():
         iterations = entry["iterations"]
         lines.append("| %s | %d of %d | %d | %s | %s | %s |" % (
-            name, entry["converged"], entry["ended"], entry["running"],
+            name, entry["converged"], entry["ended"], entry["not_ended"],
             "%d" % np.median(iterations) if iterations else "",
             "%d" % max(iterations) if iterations else "",
             ", ".join(sorted(entry["failures"]))))

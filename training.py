@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from air import cli
+from air import cli, metrics_log
 
 SOURCE_FILES = ("training.py", "evaluate.py", "multi_mnist.py", "demo.py", "embeddings.py",
                 "charts.py", "bench.py", "requirements.txt", "Makefile", "README.md")
@@ -304,13 +304,13 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
         writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), step)
         metrics_path = os.path.join(args.results_dir, "metrics.csv")
         # Rows past the resumed step were written after the last checkpoint: they are redone.
-        earlier_rows = read_metrics(metrics_path, up_to=step)
+        earlier_rows = metrics_log.read_rows(metrics_path, up_to=step)
         metrics_file = open(metrics_path, "w", newline="")
         metrics = csv.writer(metrics_file)
         metrics.writerow(METRIC_COLUMNS)
         metrics.writerows([row.get(c, "") for c in METRIC_COLUMNS] for row in earlier_rows)
         metrics_file.flush()
-        good_streak = accuracy_streak(earlier_rows, args.stop_at_accuracy)
+        good_streak = metrics_log.accuracy_streak(earlier_rows, args.stop_at_accuracy)
 
         def save():
             path = saver.save(session, os.path.join(model_dir, CHECKPOINT_NAME), global_step=step)
@@ -403,29 +403,6 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
                   flush=True)
         else:
             print("finished %d iterations; saved %s" % (step, path), flush=True)
-
-
-def read_metrics(path, up_to=None):
-    """The rows of a metrics.csv as dicts (column: text), optionally only to an iteration."""
-    if not os.path.isfile(path):
-        return []
-    with open(path, newline="") as f:
-        rows = [row for row in csv.DictReader(f) if row.get("iteration")]
-    if up_to is not None:
-        rows = [row for row in rows if int(row["iteration"]) <= up_to]
-    return rows
-
-
-def accuracy_streak(rows, threshold):
-    """How many of the last metrics rows in a row have held-out accuracy >= threshold."""
-    streak = 0
-    if threshold is None:
-        return streak
-    for row in reversed(rows):
-        if float(row["heldout_accuracy"]) < threshold:
-            break
-        streak += 1
-    return streak
 
 
 def _write_heldout_summary(tf, writer, heldout, step):

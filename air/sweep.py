@@ -11,18 +11,17 @@ Trials run either as local processes (``run_local``) or as Ray tasks (``run_on_r
 same command line, log file and stop handling either way; only the launch differs.
 """
 import collections
-import csv
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 
+from air import metrics_log
 from air.checkpoints import latest_checkpoint
 from air.cli import UserError, first_line
-from air.config import PRESETS, AIRConfig
+from air.config import PRESETS, AIRConfig, config_fields
 
 LOG_NAME = "training.log"
 
@@ -86,7 +85,7 @@ def parse_variant(spec):
     if preset not in PRESETS:
         raise SweepError("unknown preset %r in variant %r (one of %s)"
                          % (preset, spec, ", ".join(PRESETS)))
-    kinds = {name: kind for name, kind, _, _ in _config_fields()}
+    kinds = {name: kind for name, kind, _, _ in config_fields()}
     changes = []
     for item in filter(None, (p.strip() for p in rest.split(","))):
         name, equals, text = item.partition("=")
@@ -101,11 +100,6 @@ def parse_variant(spec):
         raise SweepError("variant %r: %s" % (spec, error))
     name = preset + "".join("+%s=%s" % (k, _format_value(v)) for k, v in changes)
     return Variant(name=name, preset=preset, changes=tuple(changes))
-
-
-def _config_fields():
-    from air.config import config_fields
-    return config_fields()
 
 
 def _format_value(value):
@@ -126,12 +120,8 @@ def make_trials(variants, seeds, output_dir):
 
 def read_metrics(directory):
     """The rows of a trial's metrics.csv as dicts of floats (empty cells are NaN)."""
-    path = os.path.join(directory, "metrics.csv")
-    if not os.path.isfile(path):
-        return []
-    with open(path, newline="") as f:
-        return [{k: _float(v) for k, v in row.items()} for row in csv.DictReader(f)
-                if row.get("iteration")]
+    return [{k: _float(v) for k, v in row.items()}
+            for row in metrics_log.read_rows(os.path.join(directory, "metrics.csv"))]
 
 
 def _float(text):
@@ -148,8 +138,7 @@ def trial_state(trial, options):
     rows = read_metrics(trial.directory)
     if rows and rows[-1]["iteration"] >= options.max_iterations:
         return "finished"
-    if options.stop_at_accuracy is not None and len(rows) >= options.patience and all(
-            r["heldout_accuracy"] >= options.stop_at_accuracy for r in rows[-options.patience:]):
+    if metrics_log.accuracy_streak(rows, options.stop_at_accuracy) >= options.patience:
         return "converged"
     return "partial"
 
@@ -372,6 +361,3 @@ def python_runs(python):
     except (OSError, subprocess.TimeoutExpired):
         return False
 
-
-def default_python():
-    return sys.executable

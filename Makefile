@@ -60,7 +60,7 @@ train: $(STAMP) data
 	$(VENV)/bin/python training.py $(ARGS)
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q tests
+	$(VENV)/bin/python -m pytest -q -rs tests
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench.py $(ARGS)

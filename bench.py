@@ -31,6 +31,11 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.abspath(__file__))
+if REPO not in sys.path:  # The model workers run `import bench` from another folder.
+    sys.path.insert(0, REPO)
+
+from air import cli  # noqa: E402
+
 # training.py's default --heldout-elbo-samples and the K of the `iwae` benchmark.
 HELDOUT_ELBO_SAMPLES = 4
 IWAE_SAMPLES = 100
@@ -219,10 +224,10 @@ def _model_worker(kind, records_path, iterations, warmup):
     time, fed through a placeholder as the demo does, fetching canvas, boxes and counts.
     """
     import itertools
+    cli.quiet_tensorflow()  # a worker's last stderr line is reported: keep it the error
     import numpy as np
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
-    tf.logging.set_verbosity(tf.logging.ERROR)
     from air import records
     from air.air_model import AIRModel
     from air.config import AIRConfig
@@ -303,10 +308,10 @@ def _pipeline_worker(kind, records_path, iterations, warmup):
     weights: the cost of the sampled model grows with the objects it finds, and an untrained
     model finds few.
     """
+    cli.quiet_tensorflow()  # a worker's last stderr line is reported: keep it the error
     import numpy as np
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
-    tf.logging.set_verbosity(tf.logging.ERROR)
     from air import records
     from air.air_model import AIRModel
     from air.config import AIRConfig
@@ -432,6 +437,70 @@ def bench_iwae(args):
             Metric("load average (1 min) at end", figures["load_end"], "")]
 
 
+# --- Sweeps: trials side by side ---------------------------------------------------------------
+
+def _trial_rates(data_dir, results_root, threads, count, skip, measure):
+    """Starts ``count`` training.py trials at once (as sweep.py runs them: default config, no
+    summaries, ``threads`` TensorFlow threads each) and returns each one's iterations/s over
+    ``measure`` iterations after the first ``skip`` (start-up and graph optimisation)."""
+    processes, logs = [], []
+    for i in range(count):
+        name = "threads-%d-of-%d-trial-%d" % (threads, count, i)
+        log_path = os.path.join(results_root, name + ".log")
+        command = [sys.executable, os.path.join(REPO, "training.py"), "--data-dir", data_dir,
+                   "--results-dir", os.path.join(results_root, name),
+                   "--seed", str(i + 1), "--threads", str(threads), "--progress-seconds", "0",
+                   "--max-iterations", str(skip + measure), "--eval-every", "1000000",
+                   "--save-every", "1000000", "--scalars-every", "0", "--variables-every", "0",
+                   "--images-every", "0", "--gradients-every", "0"]
+        logs.append(log_path)
+        with open(log_path, "w") as log:
+            processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+    marks = [{} for _ in processes]
+    pattern = re.compile(r"^it (\d+)/", re.M)
+    try:
+        while any(p.poll() is None for p in processes):
+            now = time.time()
+            for i, log_path in enumerate(logs):
+                done = [int(n) for n in pattern.findall(open(log_path).read())]
+                for mark in (skip, skip + measure):
+                    if done and max(done) >= mark and mark not in marks[i]:
+                        marks[i][mark] = now
+            time.sleep(0.05)
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+    for i, p in enumerate(processes):
+        if p.returncode != 0 or len(marks[i]) < 2:
+            lines = open(logs[i]).read().strip().splitlines() or ["no output"]
+            raise BenchmarkError("trial %d failed: %s" % (i, lines[-1]))
+    return [measure / (m[skip + measure] - m[skip]) for m in marks]
+
+
+@benchmark("sweep_parallel", "sweep.py's trials side by side: total iterations/s of 2 training.py "
+                             "trials at once (1 TensorFlow thread each, default configuration, no "
+                             "summaries) against one trial alone (1 thread, and all threads); "
+                             "target: 2 trials >= 1.3x one trial alone")
+def bench_sweep_parallel(args):
+    workdir = tempfile.mkdtemp(prefix="bench-sweep-")
+    try:
+        train_path, _ = _model_images_path(args, workdir)
+        data_dir = os.path.dirname(train_path)
+        skip, measure = (5, 10) if args.quick else (30, 200)
+        alone = _trial_rates(data_dir, workdir, 1, 1, skip, measure)[0]
+        alone_all = _trial_rates(data_dir, workdir, 0, 1, skip, measure)[0]
+        pair = _trial_rates(data_dir, workdir, 1, 2, skip, measure)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return [Metric("one trial alone, 1 thread", alone, "it/s"),
+            Metric("one trial alone, all threads", alone_all, "it/s"),
+            Metric("2 trials at once, total", sum(pair), "it/s"),
+            Metric("speed-up over one trial, 1 thread", sum(pair) / alone, "x"),
+            Metric("speed-up over one trial, all threads", sum(pair) / alone_all, "x"),
+            Metric("load average (1 min) at end", os.getloadavg()[0], "")]
+
+
 def machine_info():
     """A description of the machine and software, stored with the results."""
     info = collections.OrderedDict([
@@ -490,8 +559,8 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def run(args):
+    """Runs the chosen benchmarks, prints the table and merges bench.json; returns the status."""
     if args.list:
         for item in BENCHMARKS.values():
             print("%-16s %s" % (item.name, item.description))
@@ -499,9 +568,13 @@ def main(argv=None):
     names = args.only or list(BENCHMARKS)
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
-        sys.stderr.write("error: unknown benchmark(s) %s; known: %s\n"
-                         % (", ".join(unknown), ", ".join(BENCHMARKS)))
-        return 2
+        raise cli.UserError("unknown benchmark(s) %s; known: %s"
+                            % (", ".join(unknown), ", ".join(BENCHMARKS)))
+    # Checked before the benchmarks run: minutes of measurements should not end in a traceback.
+    if os.path.isdir(args.output):
+        raise cli.UserError("--output %s is a folder: give a file name" % args.output)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
+        raise cli.UserError("cannot write %s: its folder does not exist" % args.output)
     results = collections.OrderedDict()
     failed = False
     for name in names:
@@ -538,6 +611,10 @@ def main(argv=None):
         f.write("\n")
     sys.stderr.write("bench: results written to %s\n" % args.output)
     return 1 if failed else 0
+
+
+def main(argv=None):
+    return cli.main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,13 @@ import sys
 
 import numpy as np
 
+from air import cli
+
 SAMPLES_DATA = os.path.join("multi_mnist_data", "test.tfrecords")
+MAX_SAMPLES = 100  # rows of samples.png; more would make a figure too tall to look at
 
 
-class ChartError(Exception):
+class ChartError(cli.UserError):
     """A problem with the inputs; printed as one line."""
 
 
@@ -40,9 +43,10 @@ def build_parser():
     parser.add_argument("--data", default=None,
                         help="record file of the samples (default: multi_mnist_data/test.tfrecords "
                              "beside the results folder, else in the current folder)")
-    parser.add_argument("--samples", type=int, default=8,
+    parser.add_argument("--samples", type=cli.integer(0, MAX_SAMPLES), default=8,
                         help="attention samples to draw (0: no samples.png)")
-    parser.add_argument("--dpi", type=int, default=100)
+    parser.add_argument("--dpi", type=cli.integer(10, 1000), default=100,
+                        help="resolution of the PNGs in dots per inch")
     return parser
 
 
@@ -154,7 +158,6 @@ def samples_data_path(results_dir, explicit):
 def draw_samples(results_dir, data_arg, count, path, dpi):
     """Writes samples.png from the run's newest checkpoint; returns a message if skipped."""
     import tensorflow.compat.v1 as tf
-    tf.logging.set_verbosity(tf.logging.ERROR)
     tf.disable_v2_behavior()
     from air import checkpoints, inference, plots, records
 
@@ -227,21 +230,22 @@ def charts(results_dirs, output_dir=None, data=None, samples=8, dpi=100):
     return written
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        written = charts(args.results_dir + args.compare, args.output_dir, args.data,
-                         args.samples, args.dpi)
-    except ChartError as error:
-        print("error: %s" % error, file=sys.stderr)
-        return 2
+def run(args):
+    """Draws the charts and prints what was written (ChartError on bad input)."""
+    if args.output_dir and os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        raise ChartError("--output-dir %s is a file, not a folder" % args.output_dir)
+    written = charts(args.results_dir + args.compare, args.output_dir, args.data,
+                     args.samples, args.dpi)
     for path in written:
         print("wrote %s" % path)
         if path.endswith(".md"):
             with open(path) as f:
                 print(f.read(), end="")
     return 0
+
+
+def main(argv=None):
+    return cli.main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -14,15 +14,19 @@ import signal
 import sys
 import time
 
+from air import cli
+
 DEFAULT_ZOOM = 10         # screen pixels per canvas pixel in the drawing area
 RECONSTRUCTION_ZOOM = 5   # ... in the reconstruction panel
 WINDOW_ZOOM = 4           # ... in the panels of the decoded windows
 DEFAULT_BRUSH = 3         # brush width in canvas pixels (MNIST strokes are about 2-3 wide)
 DEFAULT_PERIOD_MS = 50
+MAX_THREADS = 1024
+DEFAULT_SCREENSHOT = "demo-screenshot.png"  # where SIGUSR1 saves one without --screenshot
 BACKGROUND = "#202020"
 
 
-class DemoError(Exception):
+class DemoError(cli.UserError):
     """A problem the user can fix; printed as one line."""
 
 
@@ -38,22 +42,23 @@ def build_parser():
                        help="start from this picture (any size and format Pillow reads; "
                             "converted to grey and resized to the canvas; dark-on-light "
                             "pictures are inverted to light digits on black, as in MNIST)")
-    start.add_argument("--sample", type=int, metavar="N",
+    start.add_argument("--sample", type=cli.integer(minimum=0), metavar="N",
                        help="start from image N (0-based) of the held-out data")
     parser.add_argument("--data", default="multi_mnist_data/test.tfrecords",
                         help="record file that --sample reads")
     parser.add_argument("--screenshot", metavar="PATH",
-                        help="save a PNG of the window after the first inference")
+                        help="save a PNG of the window after the first inference, and again "
+                             "whenever the process receives SIGUSR1 (kill -USR1 PID)")
     parser.add_argument("--exit-after-screenshot", action="store_true",
                         help="quit once the --screenshot is saved")
     parser.add_argument("--log", action="store_true",
                         help="print a line per refresh (digits found, negative ELBO, inference "
                              "time) to stdout")
-    parser.add_argument("--zoom", type=int, default=DEFAULT_ZOOM,
-                        help="screen pixels per canvas pixel in the drawing area")
-    parser.add_argument("--period", type=int, default=DEFAULT_PERIOD_MS,
+    parser.add_argument("--zoom", type=cli.integer(1, 40), default=DEFAULT_ZOOM,
+                        help="screen pixels per canvas pixel in the drawing area (1-40)")
+    parser.add_argument("--period", type=cli.integer(10, 1000), default=DEFAULT_PERIOD_MS,
                         help="initial refresh period in milliseconds (10-1000)")
-    parser.add_argument("--threads", type=int, default=0,
+    parser.add_argument("--threads", type=cli.integer(0, MAX_THREADS), default=0,
                         help="TensorFlow threads (0: TensorFlow's choice)")
     return parser
 
@@ -281,6 +286,7 @@ class DemoApp:
         self.refreshes = 0
         self.last_point = None
         self.screenshot_done = False
+        self.screenshot_requested = False  # set by SIGUSR1: save one at the next tick
         self._images = {}  # PhotoImages must stay referenced or Tk shows nothing.
 
         root.title("AIR live demo - %s" % os.path.basename(os.path.normpath(args.model_dir)))
@@ -399,6 +405,10 @@ class DemoApp:
             if self.args.exit_after_screenshot:
                 self.root.destroy()
                 return
+        if self.screenshot_requested and self.result is not None:
+            # After the refresh above, so the picture shows the model's view of this drawing.
+            self.screenshot_requested = False
+            self.save_screenshot(self.args.screenshot or DEFAULT_SCREENSHOT)
         self.root.after(min(1000, max(10, self.period.get())), self._tick)
 
     def refresh(self):
@@ -533,12 +543,10 @@ def run(args):
     if not display:
         raise DemoError("no display: $DISPLAY is not set (run on a desktop, over ssh -X, or "
                         "under xvfb-run)")
-    if not 10 <= args.period <= 1000:
-        raise DemoError("--period must be between 10 and 1000 ms, got %d" % args.period)
-    if not 1 <= args.zoom <= 40:
-        raise DemoError("--zoom must be between 1 and 40, got %d" % args.zoom)
     if args.exit_after_screenshot and not args.screenshot:
         raise DemoError("--exit-after-screenshot needs --screenshot PATH")
+    if args.screenshot and os.path.isdir(args.screenshot):
+        raise DemoError("--screenshot %s is a folder: give a file name" % args.screenshot)
     from air import inference
     from air.checkpoints import CheckpointError, find_checkpoint, read_config
     try:
@@ -550,10 +558,8 @@ def run(args):
     if args.image:
         initial = load_picture(args.image, height, width)
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Keep TensorFlow's start-up chatter quiet.
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
-    tf.logging.set_verbosity(tf.logging.ERROR)
     try:
         find_checkpoint(args.model_dir)
     except CheckpointError as error:
@@ -562,7 +568,12 @@ def run(args):
         initial = load_sample(args.data, args.sample, height, width)
 
     import numpy as np
-    import tkinter as tk
+    try:
+        import tkinter as tk
+    except ImportError as error:
+        raise DemoError("this Python (%s) has no tkinter: %s (Debian: apt-get install "
+                        "python3-tk, or rebuild Python with tk-dev installed)"
+                        % (sys.executable, error))
     try:
         root = tk.Tk()
     except tk.TclError as error:
@@ -579,9 +590,11 @@ def run(args):
         # Ctrl-C and SIGTERM close the window cleanly (the refresh timer lets Python see them).
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *unused: root.quit())
+        signal.signal(signal.SIGUSR1, lambda *unused: setattr(app, "screenshot_requested", True))
         if args.log:
-            print("ready: %s, drawing area at x=%d y=%d width=%d height=%d"
-                  % ((model.checkpoint,) + app.drawing_area_geometry()), flush=True)
+            print("ready: %s, drawing area at x=%d y=%d width=%d height=%d, window at x=%d y=%d"
+                  % ((model.checkpoint,) + app.drawing_area_geometry()
+                     + (root.winfo_rootx(), root.winfo_rooty())), flush=True)
         root.mainloop()
     finally:
         try:
@@ -592,14 +605,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except DemoError as error:
-        print("error: %s" % error, file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return cli.main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import math
 import os
 import sys
 
+from air import cli
+
 TENSOR_NAME = "z_what"
 CHECKPOINT_NAME = "embeddings.ckpt"
 METADATA_NAME = "metadata.tsv"
@@ -31,7 +33,7 @@ METADATA_COLUMNS = ("label", "digits", "step")
 MAX_SPRITE_SIDE = 8192  # TensorBoard's projector refuses larger sprite images.
 
 
-class EmbeddingsError(Exception):
+class EmbeddingsError(cli.UserError):
     """A problem the user can fix; printed as one line."""
 
 
@@ -44,14 +46,16 @@ def build_parser():
                              "RESULTS_DIR/model)")
     parser.add_argument("--data", default="multi_mnist_data/test.tfrecords",
                         help="held-out record file (with digit positions and labels)")
-    parser.add_argument("--num-images", type=int, default=None,
+    parser.add_argument("--num-images", type=cli.integer(minimum=1), default=None,
                         help="use the first N images of --data (default: all)")
     parser.add_argument("--output-dir", default="embeddings/",
                         help="TensorBoard log folder to write (files in it are replaced)")
-    parser.add_argument("--max-distance", type=float, default=0.2,
+    parser.add_argument("--max-distance", type=cli.number(0.0, exclusive_minimum=True),
+                        default=0.2,
                         help="largest distance between a window's centre and a true digit's "
                              "centre, as a fraction of the canvas side")
-    parser.add_argument("--batch-size", type=int, default=500, help="images per forward pass")
+    parser.add_argument("--batch-size", type=cli.integer(minimum=1), default=500,
+                        help="images per forward pass")
     return parser
 
 
@@ -194,12 +198,8 @@ def _clear_previous_checkpoints(output_dir):
 
 
 def run(args):
-    if args.num_images is not None and args.num_images < 1:
-        raise EmbeddingsError("--num-images must be positive, got %d" % args.num_images)
-    if not args.max_distance > 0:
-        raise EmbeddingsError("--max-distance must be positive, got %r" % args.max_distance)
-    if args.batch_size < 1:
-        raise EmbeddingsError("--batch-size must be positive, got %d" % args.batch_size)
+    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        raise EmbeddingsError("--output-dir %s is a file, not a folder" % args.output_dir)
     from air import inference
     from air.checkpoints import CheckpointError, read_config
     try:
@@ -210,11 +210,9 @@ def run(args):
         raise EmbeddingsError("record file %s not found (run `make data`, or give --data)"
                               % args.data)
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
-    tf.logging.set_verbosity(tf.logging.ERROR)
     from air import records
 
     try:
@@ -278,12 +276,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except EmbeddingsError as error:
-        print("error: %s" % error, file=sys.stderr)
-        return 2
+    return cli.main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

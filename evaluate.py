@@ -18,6 +18,8 @@ import os
 import re
 import sys
 
+from air import cli
+
 # Samples per image of the ELBO: its Monte Carlo standard error on the default 1,000 held-out
 # images is then about 0.3-0.4 nats for model/ (the log weights are heavy-tailed: a rare early
 # stop on a two-digit image costs thousands of nats).
@@ -26,7 +28,7 @@ DEFAULT_ELBO_SAMPLES = 200
 MAX_SEED = 2 ** 31 - 1
 
 
-class EvaluationError(Exception):
+class EvaluationError(cli.UserError):
     """A problem with the inputs; printed as one line."""
 
 
@@ -44,42 +46,37 @@ def build_parser():
                         help="record file to evaluate on (written by multi_mnist.py)")
     parser.add_argument("--json", default=None, metavar="OUT",
                         help="also write the report as JSON to this file")
-    parser.add_argument("--batch-size", type=int, default=500, help="images per forward pass")
-    # Counts and the seed are parsed by check_counts, so a bad value is one `error:` line.
-    parser.add_argument("--samples", default=str(DEFAULT_ELBO_SAMPLES), metavar="N",
-                        help="samples per image of the Monte Carlo ELBO")
-    parser.add_argument("--importance-samples", default=None, metavar="K",
+    parser.add_argument("--batch-size", type=cli.integer(minimum=1), default=500,
+                        help="images per forward pass")
+    parser.add_argument("--samples", type=cli.integer(minimum=1), default=DEFAULT_ELBO_SAMPLES,
+                        metavar="N", help="samples per image of the Monte Carlo ELBO")
+    parser.add_argument("--importance-samples", type=cli.integer(minimum=1), default=None,
+                        metavar="K",
                         help="also the importance-weighted bound on log p(x) from K samples per "
                              "image (they share the ELBO's draws: max(N, K) samples in all)")
-    parser.add_argument("--seed", default="0", help="seed of the sampling: the same command "
-                                                    "gives the same numbers (to float32 "
-                                                    "rounding)")
+    parser.add_argument("--seed", type=cli.integer(0, MAX_SEED), default=0,
+                        help="seed of the sampling: the same command gives the same numbers (to "
+                             "float32 rounding)")
     return parser
 
 
-def parse_whole_number(text, flag, minimum, maximum=None):
-    """Takes a flag's text (or an int) to an int in [minimum, maximum]; EvaluationError
-    otherwise."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        value = text
-    else:
-        try:
-            value = int(text, 10)
-        except (TypeError, ValueError):
-            raise EvaluationError("%s must be a whole number, got %r" % (flag, text))
-    if value < minimum or (maximum is not None and value > maximum):
-        limits = ("at least %d" % minimum if maximum is None
-                  else "between %d and %d" % (minimum, maximum))
-        raise EvaluationError("%s must be %s, got %d" % (flag, limits, value))
-    return value
+def _whole_number(value, flag, minimum, maximum=None):
+    """Takes a count given to ``evaluate`` (int or text) to an int in range; EvaluationError
+    otherwise (the same rule as the command-line flag)."""
+    if isinstance(value, bool):
+        value = repr(value)
+    try:
+        return cli.integer(minimum, maximum)(str(value))
+    except argparse.ArgumentTypeError as error:
+        raise EvaluationError("%s: %s" % (flag, error))
 
 
 def check_counts(elbo_samples, importance_samples, seed):
     """Takes (N, K or None, seed), as text or ints, to ints; EvaluationError when out of range."""
-    return (parse_whole_number(elbo_samples, "--samples", 1),
+    return (_whole_number(elbo_samples, "--samples", 1),
             None if importance_samples is None else
-            parse_whole_number(importance_samples, "--importance-samples", 1),
-            parse_whole_number(seed, "--seed", 0, MAX_SEED))
+            _whole_number(importance_samples, "--importance-samples", 1),
+            _whole_number(seed, "--seed", 0, MAX_SEED))
 
 
 def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAMPLES,
@@ -90,8 +87,7 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
     """
     # Checked before TensorFlow is imported, so the commonest mistakes fail at once.
     elbo_samples, importance_samples, seed = check_counts(elbo_samples, importance_samples, seed)
-    if batch_size < 1:
-        raise EvaluationError("--batch-size must be at least 1, got %d" % batch_size)
+    batch_size = _whole_number(batch_size, "--batch-size", 1)
     if not os.path.exists(model_dir) and not os.path.isfile(model_dir + ".index"):
         raise EvaluationError("model folder or checkpoint %s does not exist" % model_dir)
     if not os.path.isfile(data_path):
@@ -99,7 +95,6 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
                               "multi_mnist.py)" % data_path)
 
     import tensorflow.compat.v1 as tf
-    tf.logging.set_verbosity(tf.logging.ERROR)
     tf.disable_v2_behavior()
     from air import records
     from air.checkpoints import (CheckpointError, checkpoint_step, find_checkpoint, load_config,
@@ -198,27 +193,25 @@ def _optional(value, pattern):
     return "n/a" if value is None else pattern % value
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) would bury the table.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        elbo_samples, importance_samples, seed = check_counts(
-            args.samples, args.importance_samples, args.seed)
-        # Checked first: an hour of evaluation should not end in an unwritable path.
-        if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-            raise EvaluationError("cannot write %s: its folder does not exist" % args.json)
-        report, checkpoint, step = evaluate(args.model_dir, args.data, args.batch_size,
-                                            elbo_samples, importance_samples, seed)
-    except EvaluationError as error:
-        print("error: %s" % error, file=sys.stderr)
-        return 2
+def run(args):
+    """Evaluates, prints the table and writes the JSON report (EvaluationError on bad input)."""
+    # Checked first: an hour of evaluation should not end in an unwritable path.
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        raise EvaluationError("cannot write %s: its folder does not exist" % args.json)
+    if args.json and os.path.isdir(args.json):
+        raise EvaluationError("cannot write %s: it is a folder (give a file name)" % args.json)
+    report, checkpoint, step = evaluate(args.model_dir, args.data, args.batch_size,
+                                        args.samples, args.importance_samples, args.seed)
     print(format_report(report, checkpoint, step, args.data), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             f.write(report_json(report))
         print("wrote %s" % args.json)
     return 0
+
+
+def main(argv=None):
+    return cli.main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

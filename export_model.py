@@ -6,8 +6,14 @@ import argparse
 import os
 import sys
 
+from air import cli
 
-def main(argv=None):
+
+class ExportError(cli.UserError):
+    """A problem with the arguments; printed as one line."""
+
+
+def build_parser():
     parser = argparse.ArgumentParser(
         description="Copy a training run's latest (or a chosen) checkpoint's model weights and "
                     "config.json into a small model folder for demo.py, embeddings.py, evaluate.py.",
@@ -17,20 +23,29 @@ def main(argv=None):
     parser.add_argument("--checkpoint", default=None,
                         help="a checkpoint prefix of that run to export instead of the latest one")
     parser.add_argument("--output", default="model/", help="model folder to write")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(args):
+    """Exports the weights and prints what was written (ExportError/CheckpointError on bad input)."""
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise ExportError("--output %s is a file, not a folder" % args.output)
+    if args.checkpoint is not None and not os.path.isfile(args.checkpoint + ".index"):
+        raise ExportError("--checkpoint %s: no such checkpoint (expected %s.index)"
+                          % (args.checkpoint, args.checkpoint))
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
-    tf.logging.set_verbosity(tf.logging.ERROR)
-    from air.checkpoints import CheckpointError, export_weights
-    try:
-        exported = export_weights(os.path.join(args.results_dir, "model"), args.output,
-                                  args.checkpoint)
-    except CheckpointError as error:
-        print("error: %s" % error, file=sys.stderr)
-        return 2
+    from air.checkpoints import export_weights
+    exported = export_weights(os.path.join(args.results_dir, "model"), args.output,
+                              args.checkpoint)
     size = sum(os.path.getsize(os.path.join(args.output, f)) for f in os.listdir(args.output))
     print("exported %s (%.1f MB in %s)" % (exported, size / 1e6, args.output))
     return 0
+
+
+def main(argv=None):
+    from air.checkpoints import CheckpointError
+    return cli.main(build_parser(), run, argv, errors=(CheckpointError,))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from air import cli
 from air import mnist
 from air import multi_mnist_gen as gen
 
@@ -25,9 +26,15 @@ DEFAULT_MNIST_DIR = "mnist_data/"
 DEFAULT_OUTPUT_DIR = "multi_mnist_data/"
 TRAIN_FILE = "train.tfrecords"
 TEST_FILE = "test.tfrecords"
+# Upper bounds of the sizes: beyond them a typo (an extra zero or two) would fill the memory or
+# the disk before any error could say so.
+MAX_IMAGES = 1000000
+MAX_DIGITS = 20
+MAX_SIDE = 1000
+MAX_WORKERS = 256
 
 
-class UsageError(Exception):
+class UsageError(cli.UserError):
     """Bad input from the user (reported as ``error: ...``, exit status 2)."""
 
 
@@ -44,38 +51,44 @@ def build_parser():
                         help="base URL to download missing MNIST files from (repeatable; default: "
                              "the public mirrors in air/mnist.py)")
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="where to write the records")
-    parser.add_argument("--max-digits", type=int, default=2,
+    parser.add_argument("--max-digits", type=cli.integer(0, MAX_DIGITS), default=2,
                         help="images hold 0..MAX_DIGITS digits, equally many of each count")
-    parser.add_argument("--images-per-digit", type=int, default=20000,
+    parser.add_argument("--images-per-digit", type=cli.integer(0, MAX_IMAGES), default=20000,
                         help="training images for each digit count")
-    parser.add_argument("--test-set-size", type=int, default=1000,
+    parser.add_argument("--test-set-size", type=cli.integer(0, MAX_IMAGES), default=1000,
                         help="test images in all, balanced over the digit counts")
-    parser.add_argument("--height", type=int, default=50, help="canvas height in pixels")
-    parser.add_argument("--width", type=int, default=50, help="canvas width in pixels")
-    parser.add_argument("--digit-gap", type=int, default=0,
+    parser.add_argument("--height", type=cli.integer(1, MAX_SIDE), default=50,
+                        help="canvas height in pixels")
+    parser.add_argument("--width", type=cli.integer(1, MAX_SIDE), default=50,
+                        help="canvas width in pixels")
+    parser.add_argument("--digit-gap", type=cli.integer(0, MAX_SIDE), default=0,
                         help="empty pixels required between any two digits")
-    parser.add_argument("--canvas-margin", type=int, default=0,
+    parser.add_argument("--canvas-margin", type=cli.integer(0, MAX_SIDE), default=0,
                         help="empty pixels required between digits and the canvas edge")
     parser.add_argument("--bbox-overlap", action="store_true",
                         help="forbid overlapping bounding boxes (both axes checked) instead of "
                              "overlapping ink pixels")
-    parser.add_argument("--width-scale", type=float, nargs=2, default=[1.0, 1.0],
+    parser.add_argument("--width-scale", nargs=2,
+                        type=cli.number(0.0, exclusive_minimum=True), default=[1.0, 1.0],
                         metavar=("MIN", "MAX"), help="range of each digit's horizontal scale")
-    parser.add_argument("--height-scale", type=float, nargs=2, default=[1.0, 1.0],
+    parser.add_argument("--height-scale", nargs=2,
+                        type=cli.number(0.0, exclusive_minimum=True), default=[1.0, 1.0],
                         metavar=("MIN", "MAX"), help="range of each digit's vertical scale")
-    parser.add_argument("--rotation", type=float, nargs=2, default=[0.0, 0.0],
+    parser.add_argument("--rotation", type=cli.number(), nargs=2, default=[0.0, 0.0],
                         metavar=("MIN", "MAX"), help="range of each digit's rotation in degrees "
                                                      "(counterclockwise)")
     parser.add_argument("--background", metavar="PATH",
                         help="grey-scale image (any format Pillow reads, or .npy with values in "
                              "[0, 1]) at least as large as the canvas; a random window of it is "
                              "added to every image and the sum clipped to [0, 1]")
-    parser.add_argument("--background-max-intensity", type=float, default=0.2,
+    parser.add_argument("--background-max-intensity", type=cli.number(0.0, 1.0), default=0.2,
                         help="background pixel values are scaled to [0, this]")
-    parser.add_argument("--max-attempts", type=int, default=100,
+    parser.add_argument("--max-attempts", type=cli.integer(1, MAX_IMAGES), default=100,
                         help="draws of digits per image before an impossible request is reported")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--seed", type=cli.integer(minimum=0), default=0,
+                        help="random seed (same seed, same bytes)")
+    parser.add_argument("--workers", type=cli.integer(1, MAX_WORKERS),
+                        default=min(os.cpu_count() or 1, MAX_WORKERS),
                         help="worker processes (the output does not depend on it)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
@@ -245,26 +258,26 @@ def generate(data, options, args):
     return written
 
 
-def main(argv=None):
-    """Runs the generator; returns the exit status (0 on success, 2 on an error)."""
-    args = build_parser().parse_args(argv)
+def run(args):
+    """Generates the data set; returns the exit status (UsageError & co. on bad input)."""
+    options = options_from_args(args)
+    mirrors = mnist.MIRRORS if args.mnist_mirror is None else tuple(args.mnist_mirror)
+    data = mnist.load(args.mnist_dir, mirrors=mirrors)
     try:
-        options = options_from_args(args)
-        mirrors = mnist.MIRRORS if args.mnist_mirror is None else tuple(args.mnist_mirror)
-        data = mnist.load(args.mnist_dir, mirrors=mirrors)
-        try:
-            os.makedirs(args.output_dir, exist_ok=True)
-        except OSError as e:
-            raise UsageError("cannot create output folder %s (%s)" % (args.output_dir, e))
-        written = generate(data, options, args)
-    except (UsageError, mnist.MnistError, gen.GenerationError) as e:
-        sys.stderr.write("error: %s\n" % e)
-        return 2
+        os.makedirs(args.output_dir, exist_ok=True)
+    except OSError as e:
+        raise UsageError("cannot create output folder %s (%s)" % (args.output_dir, e))
+    written = generate(data, options, args)
     if not args.quiet:
         for name, count in written.items():
             sys.stderr.write("multi_mnist: wrote %d records to %s\n"
                              % (count, os.path.join(args.output_dir, name)))
     return 0
+
+
+def main(argv=None):
+    """Runs the generator; returns the exit status (0 on success, 2 on an error)."""
+    return cli.main(build_parser(), run, argv, errors=(mnist.MnistError, gen.GenerationError))
 
 
 if __name__ == "__main__":

@@ -17,16 +17,21 @@ import subprocess
 import sys
 import time
 
+from air import cli, metrics_log
+
 SOURCE_FILES = ("training.py", "evaluate.py", "multi_mnist.py", "demo.py", "embeddings.py",
                 "charts.py", "bench.py", "requirements.txt", "Makefile", "README.md")
 METRIC_COLUMNS = ("iteration", "wall_time", "epoch", "loss", "reconstruction", "kl_z_pres",
                   "kl_z_where", "kl_z_what", "train_accuracy", "skipped_updates",
                   "heldout_accuracy", "heldout_accuracy_0", "heldout_accuracy_1",
-                  "heldout_accuracy_2", "heldout_discrete_elbo_final_prior")
+                  "heldout_accuracy_2", "heldout_discrete_elbo_final_prior", "heldout_overcount",
+                  "heldout_undercount")
 CHECKPOINT_NAME = "model.ckpt"
+MAX_SEED = 2 ** 31 - 1  # numpy's and TensorFlow's seeds must fit
+MAX_THREADS = 1024
 
 
-class TrainingError(Exception):
+class TrainingError(cli.UserError):
     """A problem the user can fix; printed as one line."""
 
 
@@ -41,32 +46,39 @@ def build_parser():
     run.add_argument("--results-dir", default="air_results/", help="where everything is written")
     run.add_argument("--resume", action="store_true",
                      help="continue from the latest checkpoint in --results-dir")
-    run.add_argument("--epochs", type=float, default=300, help="passes over the training set")
-    run.add_argument("--max-iterations", type=int, default=None,
+    run.add_argument("--epochs", type=cli.number(0.0, exclusive_minimum=True), default=300,
+                     help="passes over the training set")
+    run.add_argument("--max-iterations", type=cli.integer(minimum=1), default=None,
                      help="stop after this many iterations (overrides --epochs)")
-    run.add_argument("--seed", type=int, default=None, help="graph, shuffle and sampler seed")
-    run.add_argument("--eval-every", type=int, default=1000,
+    run.add_argument("--seed", type=cli.integer(0, MAX_SEED), default=None,
+                     help="graph, shuffle and sampler seed")
+    run.add_argument("--eval-every", type=cli.integer(minimum=1), default=1000,
                      help="iterations between held-out evaluations")
-    run.add_argument("--eval-batch-size", type=int, default=500)
-    run.add_argument("--heldout-elbo-samples", type=int, default=4, metavar="N",
+    run.add_argument("--eval-batch-size", type=cli.integer(minimum=1), default=500,
+                     help="images per forward pass of the held-out evaluation")
+    run.add_argument("--heldout-elbo-samples", type=cli.integer(minimum=1), default=4,
+                     metavar="N",
                      help="samples per held-out image of the sampled ELBO of the discrete model "
                           "at the final z_pres prior (metrics.csv heldout_discrete_elbo_final_prior)")
-    run.add_argument("--scalars-every", type=int, default=50)
-    run.add_argument("--variables-every", type=int, default=250)
-    run.add_argument("--images-every", type=int, default=500)
-    run.add_argument("--gradients-every", type=int, default=100)
-    run.add_argument("--save-every", type=int, default=10000, help="iterations between checkpoints")
-    run.add_argument("--keep-checkpoints", type=int, default=5)
-    run.add_argument("--progress-seconds", type=float, default=5.0,
+    for group, default in (("scalars", 50), ("variables", 250), ("images", 500),
+                           ("gradients", 100)):
+        run.add_argument("--%s-every" % group, type=cli.integer(minimum=0), default=default,
+                         help="iterations between %s summaries (0: none)" % group)
+    run.add_argument("--save-every", type=cli.integer(minimum=1), default=10000,
+                     help="iterations between checkpoints")
+    run.add_argument("--keep-checkpoints", type=cli.integer(minimum=1), default=5,
+                     help="newest checkpoints kept")
+    run.add_argument("--progress-seconds", type=cli.number(minimum=0.0), default=5.0,
                      help="seconds between progress lines")
-    run.add_argument("--max-skipped-in-a-row", type=int, default=100,
+    run.add_argument("--max-skipped-in-a-row", type=cli.integer(minimum=1), default=100,
                      help="stop when this many updates in a row had a non-finite loss")
-    run.add_argument("--threads", type=int, default=0,
+    run.add_argument("--threads", type=cli.integer(0, MAX_THREADS), default=0,
                      help="TensorFlow intra/inter-op threads (0: TensorFlow's choice)")
-    run.add_argument("--stop-at-accuracy", type=float, default=None, metavar="A",
+    run.add_argument("--stop-at-accuracy", type=cli.number(0.0, 1.0, exclusive_minimum=True),
+                     default=None, metavar="A",
                      help="stop once held-out count accuracy has been >= A at --patience "
                           "evaluations in a row (resumed runs count their earlier evaluations)")
-    run.add_argument("--patience", type=int, default=3,
+    run.add_argument("--patience", type=cli.integer(minimum=1), default=3,
                      help="evaluations in a row at --stop-at-accuracy before stopping")
 
     model = parser.add_argument_group(
@@ -79,10 +91,12 @@ def build_parser():
             model.add_argument(flag, dest=name, type=_parse_bool, metavar="true|false",
                                default=argparse.SUPPRESS, help=help_text)
         elif isinstance(default, tuple):
-            model.add_argument(flag, dest=name, type=int, nargs="+", default=argparse.SUPPRESS,
-                               help=help_text)
+            model.add_argument(flag, dest=name, type=cli.integer(minimum=1), nargs="+",
+                               default=argparse.SUPPRESS, help=help_text)
         else:
-            model.add_argument(flag, dest=name, type=kind, default=argparse.SUPPRESS,
+            # Ranges are AIRConfig's to check (validate()); the types reject text and NaN.
+            parse = {int: cli.integer(), float: cli.number()}.get(kind, kind)
+            model.add_argument(flag, dest=name, type=parse, default=argparse.SUPPRESS,
                                help=help_text)
     return parser
 
@@ -216,7 +230,6 @@ def prepare_results(args):
 def train(args):
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
-    tf.logging.set_verbosity(tf.logging.ERROR)
     from air import records
 
     train_path = os.path.join(args.data_dir, "train.tfrecords")
@@ -296,7 +309,7 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
         writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), step)
         metrics_path = os.path.join(args.results_dir, "metrics.csv")
         # Rows past the resumed step were written after the last checkpoint: they are redone.
-        earlier_rows = read_metrics(metrics_path, up_to=step)
+        earlier_rows = metrics_log.read_rows(metrics_path, up_to=step)
         metrics_file = open(metrics_path, "w", newline="")
         metrics = csv.writer(metrics_file)
         columns = metric_columns(earlier_rows)
@@ -305,7 +318,7 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
         # Columns only an older version wrote (heldout_elbo) stay empty in the new rows.
         old_only = [""] * (len(columns) - len(METRIC_COLUMNS))
         metrics_file.flush()
-        good_streak = accuracy_streak(earlier_rows, args.stop_at_accuracy)
+        good_streak = metrics_log.accuracy_streak(earlier_rows, args.stop_at_accuracy)
 
         def save():
             path = saver.save(session, os.path.join(model_dir, CHECKPOINT_NAME), global_step=step)
@@ -313,13 +326,13 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
             metrics_file.flush()
             return path
 
-        last_checkpoint = latest
         window = []  # training fetches since the last metrics row
         heldout = {}
         skipped_in_a_row = 0
         start_step, start_time = step, time.time()
         last_progress = 0.0
         exit_message = None
+        failure = None
         converged = False
         try:
             while step < max_iterations:
@@ -344,9 +357,10 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
                 else:
                     skipped_in_a_row += 1
                     if skipped_in_a_row >= args.max_skipped_in_a_row:
-                        raise TrainingError(
-                            "%d updates in a row had a non-finite loss (iteration %d); last good "
-                            "checkpoint: %s" % (skipped_in_a_row, step, last_checkpoint))
+                        failure = ("%d updates in a row had a non-finite loss or gradient "
+                                   "(iterations %d to %d)"
+                                   % (skipped_in_a_row, step - skipped_in_a_row + 1, step))
+                        break
 
                 if step % args.eval_every == 0 or step == max_iterations:
                     heldout = evaluator.heldout_metrics(session, args.heldout_elbo_samples)
@@ -358,14 +372,16 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
                                      + ["%.4f" % v for v in means]
                                      + [int(result["skipped"]), "%.4f" % heldout["count_accuracy"]]
                                      + ["%.4f" % by.get(str(k), float("nan")) for k in range(3)]
-                                     + ["%.3f" % heldout["discrete_elbo_final_prior"]]
+                                     + ["%.3f" % heldout["discrete_elbo_final_prior"],
+                                        "%.4f" % heldout["overcount"],
+                                        "%.4f" % heldout["undercount"]]
                                      + old_only)
                     metrics_file.flush()
                     window = []
                     good_streak = (good_streak + 1 if args.stop_at_accuracy is not None
                                    and heldout["count_accuracy"] >= args.stop_at_accuracy else 0)
                 if step % args.save_every == 0:
-                    last_checkpoint = save()
+                    save()
 
                 now = time.time()
                 if now - last_progress >= args.progress_seconds or step == max_iterations:
@@ -384,6 +400,11 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
             writer.close()
             metrics_file.close()
             stop.restore()
+        if failure:
+            # Skipped updates change no weight: the checkpoint holds the last finite update's.
+            raise TrainingError("%s: stopped and saved %s (weights of the last finite update, "
+                                "iteration %d); check the data for NaN or infinite pixels, or "
+                                "lower --learning-rate" % (failure, path, step - skipped_in_a_row))
         if exit_message:
             print("%s: saved %s; continue with --resume" % (exit_message, path), flush=True)
         elif converged:
@@ -394,17 +415,6 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
             print("finished %d iterations; saved %s" % (step, path), flush=True)
 
 
-def read_metrics(path, up_to=None):
-    """The rows of a metrics.csv as dicts (column: text), optionally only to an iteration."""
-    if not os.path.isfile(path):
-        return []
-    with open(path, newline="") as f:
-        rows = [row for row in csv.DictReader(f) if row.get("iteration")]
-    if up_to is not None:
-        rows = [row for row in rows if int(row["iteration"]) <= up_to]
-    return rows
-
-
 def metric_columns(earlier_rows):
     """The metrics.csv header of a (resumed) run: METRIC_COLUMNS, then any column the earlier
     rows have beyond them (one an older version wrote, such as the plug-in `heldout_elbo`
@@ -413,18 +423,6 @@ def metric_columns(earlier_rows):
     for row in earlier_rows:
         extra += [c for c in row if c not in METRIC_COLUMNS and c not in extra and c]
     return tuple(METRIC_COLUMNS) + tuple(extra)
-
-
-def accuracy_streak(rows, threshold):
-    """How many of the last metrics rows in a row have held-out accuracy >= threshold."""
-    streak = 0
-    if threshold is None:
-        return streak
-    for row in reversed(rows):
-        if float(row["heldout_accuracy"]) < threshold:
-            break
-        streak += 1
-    return streak
 
 
 def _write_heldout_summary(tf, writer, heldout, step):
@@ -438,34 +436,34 @@ def _write_heldout_summary(tf, writer, heldout, step):
 
 
 def validate(args):
-    """Rejects out-of-range run options before anything is written."""
-    at_least_one = ("eval_every", "save_every", "eval_batch_size", "heldout_elbo_samples",
-                    "keep_checkpoints",
-                    "max_skipped_in_a_row", "patience", "max_iterations")
-    for name in at_least_one:
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise TrainingError("--%s must be at least 1, got %s" % (name.replace("_", "-"), value))
-    for name in ("scalars_every", "variables_every", "images_every", "gradients_every", "threads",
-                 "progress_seconds"):
-        if getattr(args, name) < 0:
-            raise TrainingError("--%s must be 0 or more, got %s"
-                                % (name.replace("_", "-"), getattr(args, name)))
-    if not args.epochs > 0:
-        raise TrainingError("--epochs must be positive, got %s" % args.epochs)
-    if args.stop_at_accuracy is not None and not 0.0 < args.stop_at_accuracy <= 1.0:
-        raise TrainingError("--stop-at-accuracy must be in (0, 1], got %s" % args.stop_at_accuracy)
+    """Rejects model flags AIRConfig refuses, naming the flag, before anything is written.
+
+    Ranges of the run flags are checked while parsing (cli.integer, cli.number).
+    """
+    from air.config import AIRConfig
+    if os.path.exists(args.results_dir) and not os.path.isdir(args.results_dir):
+        raise TrainingError("--results-dir %s is a file, not a folder" % args.results_dir)
+    given = _config_overrides(args)
+    for name, value in sorted(given.items()):
+        try:
+            AIRConfig.from_dict({name: value})
+        except ValueError as error:
+            raise TrainingError("--%s: %s" % (name.replace("_", "-"), error))
+    try:
+        AIRConfig.from_dict(given)
+    except ValueError as error:  # A combination of values, each valid alone.
+        raise TrainingError(error)
+
+
+def run(args):
+    """Validates the options and trains; TrainingError for problems the user can fix."""
+    validate(args)
+    train(args)
+    return 0
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        validate(args)
-        train(args)
-    except TrainingError as error:
-        print("error: %s" % error, file=sys.stderr)
-        return 2
-    return 0
+    return cli.main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 One inference step, repeated ``max_steps`` times (unrolled: the step count is small and
 static, and an unrolled graph is faster than a while_loop on CPU):
 
-1. The LSTM reads the image (projected once per image) and the previous step's z_where,
-   z_what and z_pres.
+1. The LSTM reads the image (projected once per image) and, with ``lstm_input =
+   "image_and_latents"``, the previous step's z_where, z_what and z_pres.
 2. Its output gives the z_pres log-odds and the mean and std of z_where = (scale latent,
    shift x, shift y).
 3. The spatial transformer crops a window at z_where; the VAE encodes it to z_what and
@@ -21,6 +21,9 @@ Departures from the paper (the continuous relaxation):
   every step and a step is *live* (its object exists) only while the sum stays below
   ``stopping_threshold``. The threshold is below 1 so that an empty image can stop at the
   very first step. With z_pres exactly 0 or 1 this is the original AIR.
+
+Where this graph departs from the original code, a config field chooses (see AIRConfig and
+``AIRConfig.from_preset("original")``).
 
 At test time (``training=False``) z_pres is rounded, z_where and z_what are the posterior
 means, no decoder noise is added and the z_pres KL is the exact Bernoulli KL.

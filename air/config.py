@@ -39,7 +39,6 @@ ORIGINAL_CHOICES = {
     "likelihood_epsilon": 1e-9,
     "z_pres_prior_odds_epsilon": 1e-9,
 }
-PRESETS = {"default": {}, "original": ORIGINAL_CHOICES}
 
 # What a config.json written before a field existed meant: the graph of that time. A missing
 # field takes this value, not the current default, so old checkpoints keep their graph.
@@ -155,9 +154,9 @@ class AIRConfig:
                     object.__setattr__(self, f.name, tuple(value))
                     value = tuple(value)
                 if not (isinstance(value, tuple) and value
-                        and all(_is_int(v) for v in value)):
-                    raise ValueError("config field %r must be a non-empty list of integers, got %r"
-                                     % (f.name, value))
+                        and all(_is_int(v) and v > 0 for v in value)):
+                    raise ValueError("config field %r must be a non-empty list of positive "
+                                     "integers, got %r" % (f.name, value))
             elif f.type is str:
                 if not isinstance(value, str):
                     raise ValueError("config field %r must be a string, got %r" % (f.name, value))
@@ -170,6 +169,8 @@ class AIRConfig:
             elif f.type is float:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise ValueError("config field %r must be a number, got %r" % (f.name, value))
+                if not math.isfinite(value):  # NaN would pass every range check below
+                    raise ValueError("config field %r must be finite, got %r" % (f.name, value))
                 object.__setattr__(self, f.name, float(value))
         positive = ("canvas_height", "canvas_width", "max_steps", "window_size", "rnn_units",
                     "vae_latent", "z_where_hidden_units", "z_pres_hidden_units", "batch_size",
@@ -180,6 +181,9 @@ class AIRConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError("config field %r must be positive, got %r" % (name, getattr(self, name)))
+        if self.vae_likelihood_std < 0:
+            raise ValueError("config field 'vae_likelihood_std' must be 0 or more, got %r"
+                             % self.vae_likelihood_std)
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError("%s must be one of %s, got %r"
@@ -253,6 +257,15 @@ class AIRConfig:
     def load(cls, path):
         with open(path) as f:
             return cls.from_json(f.read())
+
+
+# Named sets of the departure fields: "default" is the class defaults, "original" the original
+# code's choices.
+PRESETS = {
+    "default": {f.name: f.default for f in dataclasses.fields(AIRConfig)
+                if f.name in ORIGINAL_CHOICES},
+    "original": ORIGINAL_CHOICES,
+}
 
 
 def _is_int(value):

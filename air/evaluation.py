@@ -107,6 +107,9 @@ def count_metrics(predictions, max_steps):
     return {
         "images": int(len(true_counts)),
         "count_accuracy": float(np.mean(correct)),
+        # How the wrong counts are wrong: the "one digit read as two" mode is an over-count.
+        "overcount": float(np.mean(found > true_counts)),
+        "undercount": float(np.mean(found < true_counts)),
         "count_accuracy_by_digits": by_digits,
         "confusion": confusion.tolist(),
         # Not an ELBO: the reconstruction at the posterior means plus the KLs of test mode.

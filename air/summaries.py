@@ -37,24 +37,34 @@ def scalar_summaries(model, train_ops=None, learning_rate=None, digit_counts=(0,
     return tf.summary.merge(summaries)
 
 
+def finite_histogram(name, values):
+    """A histogram summary of the finite entries of ``values``.
+
+    TensorFlow's histogram op fails on NaN or inf ("Nan in summary histogram"), and a
+    non-finite loss, whose update is skipped, must not end the run through its summaries.
+    """
+    flat = tf.reshape(values, [-1])
+    return tf.summary.histogram(name, tf.boolean_mask(flat, tf.is_finite(flat)))
+
+
 def variable_summaries(model):
     """Histograms of the trainable variables and of the inferred latents of each step."""
-    summaries = [tf.summary.histogram("variables/" + v.op.name, v)
+    summaries = [finite_histogram("variables/" + v.op.name, v)
                  for v in tf.trainable_variables()]
     steps = model.steps
     for t in range(model.config.max_steps):
         live = steps.live[:, t] > 0.5
         summaries += [
-            tf.summary.histogram("z_pres/step_%d" % (t + 1), steps.z_pres[:, t]),
-            tf.summary.histogram("z_pres_log_odds/step_%d" % (t + 1), steps.z_pres_log_odds[:, t]),
+            finite_histogram("z_pres/step_%d" % (t + 1), steps.z_pres[:, t]),
+            finite_histogram("z_pres_log_odds/step_%d" % (t + 1), steps.z_pres_log_odds[:, t]),
             # Only objects that exist: the positions of stopped steps say nothing.
-            tf.summary.histogram("z_where/scale_step_%d" % (t + 1),
+            finite_histogram("z_where/scale_step_%d" % (t + 1),
                                  tf.boolean_mask(steps.scale[:, t], live)),
-            tf.summary.histogram("z_where/shift_x_step_%d" % (t + 1),
+            finite_histogram("z_where/shift_x_step_%d" % (t + 1),
                                  tf.boolean_mask(steps.shift[:, t, 0], live)),
-            tf.summary.histogram("z_where/shift_y_step_%d" % (t + 1),
+            finite_histogram("z_where/shift_y_step_%d" % (t + 1),
                                  tf.boolean_mask(steps.shift[:, t, 1], live)),
-            tf.summary.histogram("z_what/step_%d" % (t + 1),
+            finite_histogram("z_what/step_%d" % (t + 1),
                                  tf.boolean_mask(steps.z_what[:, t], live)),
         ]
     return tf.summary.merge(summaries)
@@ -62,7 +72,7 @@ def variable_summaries(model):
 
 def gradient_summaries(train_ops):
     """Histograms of the clipped gradient of every variable."""
-    return tf.summary.merge([tf.summary.histogram("gradients/" + v.op.name, g)
+    return tf.summary.merge([finite_histogram("gradients/" + v.op.name, g)
                              for g, v in train_ops.gradients if g is not None])
 
 

@@ -1,7 +1,11 @@
-"""Shared pytest fixtures.
+"""Shared pytest fixtures, and the CI rule that a missing test dependency is a failure.
 
 MNIST comes from ``../shared/mnist`` next to the repository (the CI layout), or from the folder named
 by the ``MNIST_DIR`` environment variable.
+
+With ``AIR_CI`` set (``.ci/run`` sets it), ``require`` fails the test instead of skipping it,
+and any skip that happens anyway (say an ``importorskip``) is reported as a failure: in CI
+every test runs.
 """
 
 import os
@@ -12,6 +16,36 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:  # Make `import air` and the top-level scripts work under plain `pytest`.
     sys.path.insert(0, REPO)
+
+
+IN_CI = bool(os.environ.get("AIR_CI"))
+
+
+def require(available, what):
+    """Skips the calling test when ``available`` is false (fails it in CI), naming ``what``."""
+    if not available:
+        if IN_CI:
+            pytest.fail("missing test dependency in CI (AIR_CI is set): %s" % what)
+        pytest.skip("missing: %s" % what)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI a skipped test is a failed one: nothing may pass by not running."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = "skipped in CI (AIR_CI is set), which counts as a failure: %s" % reason
+
+
+def other_python():
+    """The other stack's interpreter (AIR_OTHER_PYTHON); skips, or fails in CI, without it."""
+    path = os.environ.get("AIR_OTHER_PYTHON") or ""
+    require(path != "", "AIR_OTHER_PYTHON (the other stack's Python) is not set")
+    require(os.access(path, os.X_OK), "AIR_OTHER_PYTHON=%s is not an executable" % path)
+    return path
 
 
 def evaluate_in_graph(build, *arrays):

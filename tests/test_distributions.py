@@ -154,14 +154,25 @@ def test_monte_carlo_kl_matches_numerical_kl(posterior_log_odds, prior_log_odds,
     want = reference_concrete_kl(posterior_log_odds, prior_log_odds, temperature)
     standard_error = kl.std() / np.sqrt(samples)
     assert abs(kl.mean() - want) < 4.0 * standard_error + 1e-3, (kl.mean(), want)
-    # Rounding z_pres loses information, so the Bernoulli KL is never larger.
-    assert reference_bernoulli_kl(posterior_log_odds, prior_log_odds) <= want + 1e-9
+    # Rounding z_pres loses information, so the code's Bernoulli KL is never larger than the
+    # code's Concrete KL estimate (within its Monte Carlo error).
+    bernoulli = evaluate(dist.bernoulli_kl, posterior_log_odds, prior_log_odds)
+    assert bernoulli <= kl.mean() + 4.0 * standard_error + 1e-3, (bernoulli, kl.mean())
 
 
 def test_concrete_kl_does_not_depend_on_temperature():
-    """Both logits are Logistics scaled by 1/temperature: the KL is scale invariant."""
-    values = [reference_concrete_kl(1.0, -2.0, t) for t in (0.1, 1.0, 3.0)]
-    np.testing.assert_allclose(values, values[0], rtol=1e-6)
+    """Both logits are Logistics scaled by 1/temperature: the KL is scale invariant.
+
+    The code's Monte Carlo estimate at three temperatures against one reference value (by
+    quadrature at temperature 1), and pointwise at rescaled logits.
+    """
+    samples = 200000
+    want = reference_concrete_kl(1.0, -2.0, 1.0)
+    for temperature in (0.1, 1.0, 3.0):
+        kl = evaluate(lambda a, b: dist.binary_concrete_kl_sample(
+            dist.binary_concrete_sample_logit(tf.fill([samples], a), temperature, seed=8),
+            a, b, temperature), 1.0, -2.0)
+        assert abs(kl.mean() - want) < 4.0 * kl.std() / np.sqrt(samples) + 1e-3, temperature
     logits = np.linspace(-5.0, 5.0, 11)
     at_one = evaluate(lambda x: dist.binary_concrete_kl_sample(x, 1.0, -2.0, 1.0), logits)
     at_half = evaluate(lambda x: dist.binary_concrete_kl_sample(x, 1.0, -2.0, 0.5), 2.0 * logits)

@@ -16,6 +16,7 @@ import pytest
 
 import embeddings
 from air import records
+from conftest import require
 
 # ----------------------------------------------------------------------------------------------
 # Pure functions.
@@ -113,7 +114,10 @@ def test_principal_components_match_covariance_eigenvectors():
 
 
 def test_projector_config_parses_as_the_plugin_proto():
-    pb2 = pytest.importorskip("tensorboard.plugins.projector.projector_config_pb2")
+    try:
+        from tensorboard.plugins.projector import projector_config_pb2 as pb2
+    except ImportError as error:
+        require(False, "tensorboard's projector plugin in %s (%s)" % (sys.executable, error))
     from google.protobuf import text_format
     config = text_format.Parse(embeddings.projector_config_text("z_what", "m.tsv", "s.png", 28),
                                pb2.ProjectorConfig())
@@ -221,7 +225,10 @@ def test_projector_config_names_existing_files(projector_run):
         assert os.path.isfile(os.path.join(output, json.loads(name)))
     with open(os.path.join(output, "checkpoint")) as f:
         assert '"embeddings.ckpt"' in f.read()  # relative: the folder can move
-    assert os.path.getsize(os.path.join(output, embeddings.PCA_NAME)) > 1000
+    from PIL import Image
+    with Image.open(os.path.join(output, embeddings.PCA_NAME)) as pca:
+        assert pca.size == (700, 600)  # figsize 7 x 6 inches at 100 dpi
+        assert pca.convert("L").getextrema()[0] < 100  # axes, labels and points drawn
 
 
 def test_help_exits_cleanly(capsys):
@@ -272,8 +279,7 @@ def _get(url, timeout=10):
 
 def test_tensorboard_projector_lists_the_run(projector_run, tmp_path):
     binary = _tensorboard_binary()
-    if binary is None:
-        pytest.skip("no tensorboard binary beside %s or on PATH" % sys.executable)
+    require(binary is not None, "a tensorboard binary beside %s or on PATH" % sys.executable)
     _, _, output = projector_run
     port = _free_port()
     base = "http://127.0.0.1:%d/data/plugin/projector" % port
@@ -311,5 +317,5 @@ def test_tensorboard_projector_lists_the_run(projector_run, tmp_path):
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-            server.wait()
+            server.wait(timeout=60)
         log.close()

@@ -216,12 +216,13 @@ def test_digit_larger_than_canvas_fails_clearly(tmp_path, mnist_dir, capsys):
 
 
 @pytest.mark.parametrize("flags, text", [
-    (["--images-per-digit", "-1"], "--images-per-digit must be >= 0"),
+    (["--images-per-digit", "-1"], "argument --images-per-digit: must be at least 0, got -1"),
     (["--rotation", "10", "-10"], "--rotation: MIN 10 is larger than MAX -10"),
-    (["--width-scale", "0", "1"], "--width-scale: values must be > 0"),
+    (["--width-scale", "0", "1"], "argument --width-scale: must be greater than 0.0, got 0.0"),
     (["--canvas-margin", "25"], "--canvas-margin 25 leaves no room"),
     (["--background", "/nonexistent/bg.png"], "--background: no such file"),
-    (["--background-max-intensity", "2"], "--background-max-intensity must be in [0, 1]"),
+    (["--background-max-intensity", "2"],
+     "argument --background-max-intensity: must be at most 1.0, got 2.0"),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, mnist_dir, capsys, flags, text):
     err = run_failing(capsys, ["--mnist-dir", mnist_dir, "--output-dir", str(tmp_path)] + flags)

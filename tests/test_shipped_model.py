@@ -1,7 +1,10 @@
-"""The shipped model/ counts digits on held-out images it has never seen, on this stack.
+"""The shipped model/ counts digits on held-out images it has never seen, on this stack, and
+reproduces the count and box figures of its committed evaluation.json.
 
-The held-out set is generated here with a seed other than the default, from MNIST test digits
-only, so neither its digits nor its layouts were seen in training.
+One held-out set is generated with a seed other than the default, from MNIST test digits only,
+so neither its digits nor its layouts were seen in training. The other is the default held-out
+set regenerated (multi_mnist.py's defaults, seed 0: its test records do not depend on the size
+of the training split), on which model/evaluation.json was computed.
 """
 import json
 import os
@@ -23,6 +26,35 @@ def fresh_heldout(mnist_dir, tmp_path_factory):
     out = generate_multi_mnist(mnist_dir, str(tmp_path_factory.mktemp("fresh_heldout")),
                                images_per_digit=1, test_set_size=300, seed=2027)
     return os.path.join(out, "test.tfrecords")
+
+
+@pytest.fixture(scope="module")
+def default_heldout(mnist_dir, tmp_path_factory):
+    """The default data set's held-out records, regenerated (no training images needed)."""
+    out = generate_multi_mnist(mnist_dir, str(tmp_path_factory.mktemp("default_heldout")),
+                               images_per_digit=0, test_set_size=1000, seed=0)
+    return os.path.join(out, "test.tfrecords")
+
+
+# The deterministic figures of evaluation.json (test mode: z_pres rounded, posterior means).
+# Its sampled ELBO and IWAE keys are checked below and in tests/test_likelihood.py.
+COUNT_AND_BOX_KEYS = ("images", "count_accuracy", "count_accuracy_by_digits", "confusion",
+                      "mean_iou", "box_recall_iou50")
+
+
+def test_evaluation_json_is_reproduced_on_the_default_heldout_set(default_heldout):
+    import evaluate
+    with open(os.path.join(MODEL_DIR, "evaluation.json")) as f:
+        committed = json.load(f)
+    report, _, _ = evaluate.evaluate(MODEL_DIR, default_heldout, batch_size=500)
+    for key in ("images", "confusion"):
+        assert report[key] == committed[key], key
+    for key in ("count_accuracy", "mean_iou", "box_recall_iou50"):
+        # Counts are integers; IoU sums float32 boxes of two TensorFlow builds.
+        assert report[key] == pytest.approx(committed[key], abs=1e-4), key
+    assert report["count_accuracy_by_digits"] == pytest.approx(
+        committed["count_accuracy_by_digits"], abs=1e-6)
+    assert set(COUNT_AND_BOX_KEYS) <= set(report)
 
 
 def test_shipped_model_counts_fresh_heldout_digits(fresh_heldout):

@@ -1,5 +1,6 @@
 """training.py end to end on the small generated data set: results folder, summaries,
-interruption by SIGTERM and --resume, refusal to overwrite a run, --seed repeatability.
+interruption by SIGTERM or SIGINT and --resume, refusal to overwrite a run or a used folder,
+--seed repeatability, and the stop after --max-skipped-in-a-row non-finite updates.
 """
 import csv
 import glob
@@ -15,7 +16,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import training
-from air import checkpoints
+from air import checkpoints, records
 from air.config import AIRConfig, CONFIG_FILENAME
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,6 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--rnn-units", "16", "--vae-latent", "4", "--vae-recognition-units", "16",
         "--vae-generative-units", "16", "--z-where-hidden-units", "8",
         "--z-pres-hidden-units", "8", "--batch-size", "8"]
+SUBPROCESS_TIMEOUT = 600  # seconds for a training process to start, stop or finish
 PROGRESS_LINE = re.compile(r"^it (\d+)/(\d+)  epoch [\d.]+  [\d.]+ it/s  ETA \S+  loss [-\d.]+",
                            re.M)
 
@@ -113,31 +115,36 @@ def _printed_losses(text):
         r"^it (\d+)/\d+ .*  loss ([-\d.]+)", text, re.M)}
 
 
-@pytest.fixture(scope="module")
-def interrupted_run(small_data_dir, tmp_path_factory):
-    """A real training.py process stopped by SIGTERM after 3 iterations: (results dir, log)."""
-    root = tmp_path_factory.mktemp("interrupted")
+def interrupt_training(data_dir, root, signum, after_iterations=3):
+    """Starts training.py, sends ``signum`` after some iterations: (results dir, log, status)."""
     results = str(root / "run")
     log_path = str(root / "log.txt")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "training.py"] + _common_flags(small_data_dir, results)
+            [sys.executable, "training.py"] + _common_flags(data_dir, results)
             + ["--max-iterations", "1000000", "--progress-seconds", "0"],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.time() + 300
-        while max(_printed_losses(open(log_path).read()) or [0]) < 3:
+        deadline = time.time() + SUBPROCESS_TIMEOUT
+        while max(_printed_losses(open(log_path).read()) or [0]) < after_iterations:
             assert process.poll() is None, "training stopped early:\n" + open(log_path).read()
-            assert time.time() < deadline, "no progress in 300 s"
+            assert time.time() < deadline, "no progress in %d s" % SUBPROCESS_TIMEOUT
             time.sleep(0.2)
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=300)
+        process.send_signal(signum)
+        code = process.wait(timeout=SUBPROCESS_TIMEOUT)
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
-    log = open(log_path).read()
+            process.wait(timeout=60)
+    return results, open(log_path).read(), code
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(small_data_dir, tmp_path_factory):
+    """A real training.py process stopped by SIGTERM after 3 iterations: (results dir, log)."""
+    results, log, code = interrupt_training(small_data_dir, tmp_path_factory.mktemp("sigterm"),
+                                            signal.SIGTERM)
     assert code == 0, log
     return results, log
 
@@ -150,6 +157,17 @@ def test_sigterm_saves_a_checkpoint(interrupted_run):
             % os.path.join(results, "model", "model.ckpt-%d" % saved)) in log
     assert PROGRESS_LINE.search(log)
     assert max(_printed_losses(log)) <= saved
+
+
+def test_sigint_saves_a_checkpoint_like_ctrl_c(small_data_dir, tmp_path):
+    results, log, code = interrupt_training(small_data_dir, tmp_path, signal.SIGINT,
+                                            after_iterations=2)
+    assert code == 0, log
+    saved = latest_step(results)
+    assert saved >= 2
+    assert ("SIGINT received: saved %s; continue with --resume"
+            % os.path.join(results, "model", "model.ckpt-%d" % saved)) in log
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log
 
 
 def test_seed_repeats_the_first_losses(interrupted_run, small_data_dir, tmp_path, capsys):
@@ -180,10 +198,13 @@ def test_refusals_then_resume_continues(interrupted_run, small_data_dir, capsys)
 
     # A metrics.csv row of an older version, whose held-out column was the plug-in
     # `heldout_elbo`: resuming keeps that column and its value.
-    old_columns = training.METRIC_COLUMNS[:-1] + ("heldout_elbo",)
+    old_columns = tuple(c if c != "heldout_discrete_elbo_final_prior" else "heldout_elbo"
+                        for c in training.METRIC_COLUMNS)
+    old_values = [str(saved)] + ["-123.4" if c == "heldout_elbo" else "0.5"
+                                 for c in old_columns[1:]]
     with open(os.path.join(results, "metrics.csv"), "w") as f:
         f.write(",".join(old_columns) + "\n")
-        f.write(",".join([str(saved)] + ["0.5"] * (len(old_columns) - 2) + ["-123.4"]) + "\n")
+        f.write(",".join(old_values) + "\n")
 
     # --resume continues from the saved iteration (global step, optimiser state and
     # schedule come from the checkpoint) and finishes the run.
@@ -229,17 +250,6 @@ def test_resume_without_a_checkpoint_and_missing_data_are_refused(small_data_dir
     assert len(err) == 1 and "train.tfrecords" in err[0] and "make data" in err[0]
 
 
-def test_heldout_elbo_samples_must_be_positive(small_data_dir, tmp_path, capsys):
-    results = tmp_path / "r"
-    for value in ("0", "-2"):
-        code = training.main(["--data-dir", small_data_dir, "--results-dir", str(results),
-                              "--heldout-elbo-samples", value])
-        assert code == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert err == ["error: --heldout-elbo-samples must be at least 1, got %s" % value]
-        assert not results.exists()
-
-
 def test_metric_columns_keep_those_of_an_older_version():
     rows = [{"iteration": "1000", "loss": "3.0", "heldout_elbo": "-150.0"},
             {"iteration": "2000", "loss": "2.0", "heldout_elbo": "-140.0", "other": "1"}]
@@ -247,3 +257,148 @@ def test_metric_columns_keep_those_of_an_older_version():
     assert training.metric_columns([]) == training.METRIC_COLUMNS
     assert training.metric_columns([{c: "1" for c in training.METRIC_COLUMNS}]) == (
         training.METRIC_COLUMNS)
+def folder_contents(root):
+    """{relative path: bytes or None for folders} of everything under ``root``."""
+    found = {}
+    for folder, names, files in os.walk(root):
+        for name in names:
+            found[os.path.relpath(os.path.join(folder, name), root)] = None
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, root)] = f.read()
+    return found
+
+
+def test_used_folder_without_checkpoint_is_refused_and_left_untouched(small_data_dir, tmp_path,
+                                                                      capsys):
+    used = tmp_path / "used"
+    (used / "summary").mkdir(parents=True)
+    (used / "summary" / "events.out.tfevents.1.host").write_bytes(b"earlier events")
+    (used / "metrics.csv").write_text(",".join(training.METRIC_COLUMNS) + "\n1000,1,2\n")
+    before = folder_contents(str(used))
+    code = training.main(["--data-dir", small_data_dir, "--results-dir", str(used),
+                          "--max-iterations", "2"] + TINY)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert "metrics.csv" in err[0] and "summary" in err[0] and "without a checkpoint" in err[0]
+    assert folder_contents(str(used)) == before
+
+
+def nan_data_dir(small_data_dir, destination):
+    """A copy of the small data set whose training images are all NaN (held-out ones kept)."""
+    import shutil
+    os.makedirs(destination)
+    data = records.read_records(os.path.join(small_data_dir, "train.tfrecords"))
+    examples = []
+    for i, count in enumerate(data.digits):
+        examples.append(dict(image=np.full_like(data.images[i], np.nan),
+                             labels=data.labels[i, :count], indices=data.indices[i, :count],
+                             positions=data.positions[i, :count], boxes=data.boxes[i, :count]))
+    records.write_examples(os.path.join(destination, "train.tfrecords"), examples)
+    shutil.copy(os.path.join(small_data_dir, "test.tfrecords"), destination)
+    return destination
+
+
+def test_max_skipped_in_a_row_stops_with_a_message_and_a_checkpoint(small_data_dir, tmp_path,
+                                                                    capsys):
+    """Training images of NaN pixels make every loss NaN: the run stops after 4 skips."""
+    data = nan_data_dir(small_data_dir, str(tmp_path / "nan_data"))
+    results = str(tmp_path / "run")
+    code = training.main(["--data-dir", data, "--results-dir", results, "--seed", "1",
+                          "--max-iterations", "50", "--max-skipped-in-a-row", "4",
+                          "--eval-every", "1000", "--save-every", "1000",
+                          "--progress-seconds", "600"] + TINY)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    checkpoint = os.path.join(results, "model", "model.ckpt-4")
+    assert err == ["error: 4 updates in a row had a non-finite loss or gradient (iterations 1 to "
+                   "4): stopped and saved %s (weights of the last finite update, iteration 0); "
+                   "check the data for NaN or infinite pixels, or lower --learning-rate"
+                   % checkpoint], err
+    assert latest_step(results) == 4
+    saved = dict((name, tf.train.load_variable(checkpoint, name))
+                 for name, _ in tf.train.list_variables(checkpoint))
+    assert saved["skipped_updates"] == 4
+    # No update reached the optimiser: its powers are still the initial ones, its slots zero,
+    # and every weight is finite.
+    assert [v for n, v in saved.items() if n.endswith("beta1_power")] == [pytest.approx(0.9)]
+    for name, value in saved.items():
+        if name.endswith("/Adam") or name.endswith("/Adam_1"):
+            assert not np.any(value), name
+        assert np.all(np.isfinite(value)), name
+
+
+def _set_heldout_accuracy(results, value, extra_row_at=None):
+    """Rewrites metrics.csv with every held-out accuracy = value (and one stale row)."""
+    header, rows = read_metrics(results)
+    column = header.index("heldout_accuracy")
+    for row in rows:
+        row[column] = "%.4f" % value
+    if extra_row_at is not None:
+        rows.append([str(extra_row_at)] + rows[-1][1:])
+    with open(os.path.join(results, "metrics.csv"), "w", newline="") as f:
+        csv.writer(f).writerows([header] + rows)
+
+
+def test_stop_at_accuracy_counts_the_evaluations_before_a_resume(small_data_dir, tmp_path,
+                                                                 capsys):
+    results = str(tmp_path / "run")
+    common = (["--data-dir", small_data_dir, "--results-dir", results, "--seed", "3",
+               "--eval-batch-size", "90", "--eval-every", "2", "--progress-seconds", "60"] + TINY)
+    assert training.main(common + ["--max-iterations", "4"]) == 0
+    capsys.readouterr()
+    # Two earlier evaluations at 99%, and a row past the checkpoint (written after the last
+    # save of an interrupted session) that the resume must drop.
+    _set_heldout_accuracy(results, 0.99, extra_row_at=6)
+    # Patience 3: one more evaluation is needed, then the run stops as converged at 6.
+    assert training.main(common + ["--resume", "--max-iterations", "100",
+                                   "--stop-at-accuracy", "0.3", "--patience", "3"]) in (0,)
+    out = capsys.readouterr().out
+    header, rows = read_metrics(results)
+    iterations = [int(r[0]) for r in rows]
+    accuracy = float(rows[-1][header.index("heldout_accuracy")])
+    if accuracy >= 0.3:
+        assert iterations == [2, 4, 6]
+        assert "converged: held-out count accuracy >= 0.3 at 3 evaluations in a row " \
+               "(iteration 6)" in out
+    else:  # The tiny model missed 30% at iteration 6: the streak restarts, training goes on.
+        assert iterations[:3] == [2, 4, 6] and iterations[-1] == 100
+    # Already converged: a resume stops at once, without training or new rows.
+    _set_heldout_accuracy(results, 0.99)
+    assert training.main(common + ["--resume", "--max-iterations", "1000",
+                                   "--stop-at-accuracy", "0.98", "--patience", "2"]) == 0
+    assert "converged" in capsys.readouterr().out
+    assert len(read_metrics(results)[1]) == len(iterations)
+
+
+def test_original_preset_trains_and_a_resume_keeps_its_preset(small_data_dir, tmp_path, capsys):
+    results = str(tmp_path / "run")
+    common = (["--data-dir", small_data_dir, "--results-dir", results, "--seed", "3",
+               "--eval-batch-size", "90", "--progress-seconds", "60"] + TINY)
+    assert training.main(common + ["--preset", "original", "--shift-transform", "identity",
+                                   "--max-iterations", "2"]) == 0
+    config = AIRConfig.load(os.path.join(results, "model", CONFIG_FILENAME))
+    assert config.preset == "original" and config.z_where_heads == "separate"
+    assert config.shift_transform == "identity"  # explicit flags win over the preset
+    capsys.readouterr()
+    assert training.main(common + ["--resume", "--preset", "default", "--max-iterations", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "differs in" in err and "z_where_heads" in err
+    assert training.main(common + ["--resume", "--preset", "original", "--shift-transform",
+                                   "identity", "--max-iterations", "3"]) == 0
+
+
+@pytest.mark.parametrize("flag,value", [("--eval-every", "0"), ("--save-every", "0"),
+                                        ("--max-iterations", "-5"), ("--patience", "0"),
+                                        ("--stop-at-accuracy", "1.5"), ("--epochs", "0"),
+                                        ("--preset", "paper")])
+def test_bad_options_are_refused_before_anything_is_written(small_data_dir, tmp_path, capsys,
+                                                            flag, value):
+    results = str(tmp_path / "run")
+    assert training.main(["--data-dir", small_data_dir, "--results-dir", results, flag,
+                          value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and flag.lstrip("-") in err[0], err
+    assert not os.path.exists(results)

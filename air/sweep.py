@@ -1,0 +1,363 @@
+"""Seed sweeps: a grid of training.py runs (variants x seeds), each in its own results folder.
+
+A *variant* is a preset plus field changes, written ``PRESET[:FIELD=VALUE[,FIELD=VALUE...]]``
+(``default``, ``original``, ``original:lstm_input=image_and_latents``). A *trial* is one
+variant trained from one seed into ``OUTPUT/<variant folder>/seed-<N>/``. The state of a
+trial is read from its folder alone (checkpoint, metrics.csv), so a sweep that was stopped
+is resumed by running the same command again: finished trials are skipped, interrupted ones
+continue from their last checkpoint.
+
+Trials run either as local processes (``run_local``) or as Ray tasks (``run_on_ray``): the
+same command line, log file and stop handling either way; only the launch differs.
+"""
+import collections
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+from air import metrics_log
+from air.checkpoints import latest_checkpoint
+from air.cli import UserError, first_line
+from air.config import PRESETS, AIRConfig, config_fields
+
+LOG_NAME = "training.log"
+
+Variant = collections.namedtuple("Variant", ["name", "preset", "changes"])
+Trial = collections.namedtuple("Trial", ["variant", "seed", "directory"])
+
+# What the sweep asks of every trial (training.py flags; see TrialOptions).
+TrialOptions = collections.namedtuple("TrialOptions", [
+    "data_dir",           # folder with train.tfrecords and test.tfrecords
+    "max_iterations",     # a trial that reaches this many iterations is finished
+    "stop_at_accuracy",   # ... or one whose held-out accuracy stayed >= this
+    "patience",           # ... at this many evaluations in a row
+    "eval_every",         # iterations between held-out evaluations
+    "save_every",         # iterations between checkpoints
+    "threads",            # TensorFlow threads of each trial
+    "extra_args",         # further training.py arguments, as a list
+])
+
+
+class SweepError(UserError):
+    """A problem with the sweep's input that the user can fix; the message is one line."""
+
+
+def parse_seeds(text):
+    """Takes '1-10', '3', '1,4,7-9' to a sorted list of distinct non-negative seeds."""
+    seeds = set()
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                first, last = (int(p) for p in part.split("-", 1))
+            else:
+                first = last = int(part)
+        except ValueError:
+            raise SweepError("bad seed range %r: expected e.g. 1-10 or 1,4,7-9" % text)
+        if first < 0 or last < first:
+            raise SweepError("bad seed range %r: seeds are >= 0, ranges go upwards" % text)
+        seeds.update(range(first, last + 1))
+    return sorted(seeds)
+
+
+def _parse_value(name, kind, text):
+    """Takes the text of one FIELD=VALUE to a value of the field's type."""
+    try:
+        if kind is bool:
+            if text.lower() not in ("true", "false"):
+                raise ValueError
+            return text.lower() == "true"
+        if kind in (int, float):
+            return kind(text)
+        if kind is str:
+            return text
+        return tuple(int(v) for v in text.split("/"))  # Tuples of ints: 512/256.
+    except ValueError:
+        raise SweepError("bad value %r for %s" % (text, name))
+
+
+def parse_variant(spec):
+    """Takes 'PRESET[:FIELD=VALUE,...]' to a Variant, checking it makes a valid AIRConfig."""
+    preset, _, rest = spec.partition(":")
+    if preset not in PRESETS:
+        raise SweepError("unknown preset %r in variant %r (one of %s)"
+                         % (preset, spec, ", ".join(PRESETS)))
+    kinds = {name: kind for name, kind, _, _ in config_fields()}
+    changes = []
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        name, equals, text = item.partition("=")
+        if not equals:
+            raise SweepError("bad change %r in variant %r: expected FIELD=VALUE" % (item, spec))
+        if name not in kinds or name == "preset":
+            raise SweepError("unknown config field %r in variant %r" % (name, spec))
+        changes.append((name, _parse_value(name, kinds[name], text)))
+    try:
+        AIRConfig.from_preset(preset, **dict(changes))
+    except ValueError as error:
+        raise SweepError("variant %r: %s" % (spec, error))
+    name = preset + "".join("+%s=%s" % (k, _format_value(v)) for k, v in changes)
+    return Variant(name=name, preset=preset, changes=tuple(changes))
+
+
+def _format_value(value):
+    if isinstance(value, tuple):
+        return "/".join(str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def make_trials(variants, seeds, output_dir):
+    """The grid, seed-major (every variant of seed 1 first), so early results cover all variants."""
+    names = [v.name for v in variants]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise SweepError("variant given twice: %s" % ", ".join(duplicates))
+    return [Trial(v, seed, os.path.join(output_dir, v.name, "seed-%d" % seed))
+            for seed in seeds for v in variants]
+
+
+def read_metrics(directory):
+    """The rows of a trial's metrics.csv as dicts of floats (empty cells are NaN)."""
+    return [{k: _float(v) for k, v in row.items()}
+            for row in metrics_log.read_rows(os.path.join(directory, "metrics.csv"))]
+
+
+def _float(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def trial_state(trial, options):
+    """'new', 'partial' (has a checkpoint), 'converged' or 'finished' (no more to do)."""
+    if latest_checkpoint(os.path.join(trial.directory, "model")) is None:
+        return "new"
+    rows = read_metrics(trial.directory)
+    if rows and rows[-1]["iteration"] >= options.max_iterations:
+        return "finished"
+    if metrics_log.accuracy_streak(rows, options.stop_at_accuracy) >= options.patience:
+        return "converged"
+    return "partial"
+
+
+def training_command(trial, options, python, resume):
+    """The training.py command line of a trial (absolute paths: Ray workers run elsewhere)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    command = [python, os.path.join(root, "training.py"),
+               "--results-dir", os.path.abspath(trial.directory),
+               "--data-dir", os.path.abspath(options.data_dir),
+               "--seed", str(trial.seed),
+               "--max-iterations", str(options.max_iterations),
+               "--eval-every", str(options.eval_every),
+               "--save-every", str(options.save_every),
+               "--threads", str(options.threads),
+               "--patience", str(options.patience),
+               "--preset", trial.variant.preset]
+    if options.stop_at_accuracy is not None:
+        command += ["--stop-at-accuracy", str(options.stop_at_accuracy)]
+    for name, value in trial.variant.changes:
+        flag = "--" + name.replace("_", "-")
+        command += [flag] + (list(map(str, value)) if isinstance(value, tuple)
+                             else [_format_value(value)])
+    command += list(options.extra_args)
+    if resume:
+        command.append("--resume")
+    return command
+
+
+def prepare_trial(trial, options, python):
+    """The command that continues a trial, or None when it has nothing left to do.
+
+    A folder without a checkpoint is a trial that died before its first save: it is
+    started again from scratch (the folder is the sweep's own).
+    """
+    state = trial_state(trial, options)
+    if state in ("converged", "finished"):
+        return None
+    if state == "new" and os.path.exists(trial.directory):
+        shutil.rmtree(trial.directory)
+    os.makedirs(trial.directory, exist_ok=True)
+    return training_command(trial, options, python, resume=(state == "partial"))
+
+
+class SweepLock:
+    """Holds OUTPUT/sweep.lock while a sweep runs there, so a second sweep on the same folder
+    stops with an error instead of training the same trials twice."""
+
+    def __init__(self, output_dir):
+        self.path = os.path.join(output_dir, "sweep.lock")
+
+    def __enter__(self):
+        if os.path.isfile(self.path):
+            with open(self.path) as f:
+                text = f.read().strip()
+            if text.isdigit() and _process_alive(int(text)):
+                raise SweepError("another sweep (process %s) is running in %s"
+                                 % (text, os.path.dirname(self.path)))
+        with open(self.path, "w") as f:
+            f.write("%d\n" % os.getpid())
+        return self
+
+    def __exit__(self, *exc):
+        if os.path.isfile(self.path):
+            os.remove(self.path)
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != os.getpid()
+
+
+def run_trial_process(command, log_path, stop_event=None, poll_seconds=0.5):
+    """Runs one training command with its output appended to log_path; returns the exit code.
+
+    When ``stop_event`` is set (or on KeyboardInterrupt, which is how Ray cancels a task)
+    the trial gets SIGTERM, so it saves a checkpoint and exits before this returns.
+    """
+    with open(log_path, "a") as log:
+        log.write("\n$ %s\n" % " ".join(command))
+        log.flush()
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            while process.poll() is None:
+                if stop_event is not None and stop_event.is_set():
+                    process.send_signal(signal.SIGTERM)
+                    return process.wait()
+                time.sleep(poll_seconds)
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGTERM)
+            process.wait()
+            raise
+    return process.returncode
+
+
+class StopOnSignal:
+    """Sets an event on SIGINT/SIGTERM (and restores the old handlers on exit)."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.signal_name = None
+
+    def __enter__(self):
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal_name = signal.Signals(signum).name
+        self.event.set()
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def run_local(jobs, parallel, stop_event, report):
+    """Runs (trial, command) jobs as local processes, ``parallel`` at a time.
+
+    ``report(trial, exit_code)`` is called as each ends. Stops starting new trials once
+    ``stop_event`` is set; the running ones are sent SIGTERM and waited for.
+    """
+    pending = list(jobs)
+    lock = threading.Lock()
+
+    def worker():
+        while not stop_event.is_set():
+            with lock:
+                if not pending:
+                    return
+                trial, command = pending.pop(0)
+            code = run_trial_process(command, os.path.join(trial.directory, LOG_NAME), stop_event)
+            report(trial, code)
+
+    threads = [threading.Thread(target=worker) for _ in range(max(1, min(parallel, len(jobs))))]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        for thread in threads:
+            thread.join(0.2)
+
+
+def run_on_ray(jobs, parallel, stop_event, report, address=None):
+    """Runs the same jobs as Ray tasks of one CPU each (a local cluster of ``parallel`` CPUs,
+    or the existing cluster at ``address``). A trial's log and folder must be reachable from
+    the node that runs it (one machine, or a shared file system)."""
+    ray = require_ray()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # Workers import this module to run a trial: the checkout must be on their path.
+    runtime_env = {"env_vars": {"PYTHONPATH": root}}
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
+        else:
+            ray.init(num_cpus=parallel, include_dashboard=False, log_to_driver=False,
+                     object_store_memory=80 * 1024 * 1024, runtime_env=runtime_env)
+    except Exception as error:  # Ray raises several types for an unreachable cluster.
+        raise SweepError("cannot start or join a Ray cluster%s: %s"
+                         % (" at " + address if address else "", first_line(error)))
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_trial_process)
+        running = {remote.remote(command, os.path.join(trial.directory, LOG_NAME)): trial
+                   for trial, command in jobs}
+        cancelled = False
+        while running:
+            if stop_event.is_set() and not cancelled:
+                for ref in running:  # KeyboardInterrupt in the task: SIGTERM to the trial.
+                    ray.cancel(ref)
+                cancelled = True
+            done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+            for ref in done:
+                trial = running.pop(ref)
+                try:
+                    code = ray.get(ref)
+                except Exception:  # Cancelled before or while it ran.
+                    code = None
+                report(trial, code)
+    finally:
+        ray.shutdown()
+
+
+def require_ray():
+    """The ray module, or a SweepError saying how to get it."""
+    try:
+        import ray
+    except ImportError:
+        raise SweepError("Ray is not installed in this Python (it needs Python >= 3.9; "
+                         "pip install ray, or run without --ray)")
+    return ray
+
+
+def check_reachable(address, timeout=5.0):
+    """Raises SweepError unless a TCP connection to a Ray head's 'host:port' opens.
+
+    Ray itself retries an unreachable head for minutes before it gives up.
+    """
+    import socket
+    if address == "auto":
+        return
+    host, _, port = address.rpartition(":")
+    host = host.replace("ray://", "")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (ValueError, OSError) as error:
+        raise SweepError("cannot reach a Ray cluster at %s (expected HOST:PORT of a running "
+                         "head node, started with `ray start --head`): %s"
+                         % (address, first_line(error)))
+
+
+def python_runs(python):
+    """True if ``python`` starts and can import TensorFlow (the interpreter for training.py)."""
+    try:
+        return subprocess.run([python, "-c", "import tensorflow"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=300).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+

@@ -1,0 +1,165 @@
+"""The tables and figure of a sweep (sweep.csv, sweep.md, sweep.png), read from each trial's
+metrics.csv alone, so they can be rewritten at any time, also while trials still run."""
+import csv
+import math
+import os
+
+import numpy as np
+
+from air.sweep import read_metrics, trial_state
+
+TRIAL_COLUMNS = ("variant", "seed", "state", "iterations", "first_iteration_at_target",
+                 "accuracy", "accuracy_0", "accuracy_1", "accuracy_2", "failure_mode",
+                 "training_hours")
+
+
+def first_iteration_at(rows, target):
+    """The first evaluated iteration with held-out accuracy >= target, or None."""
+    for row in rows:
+        if row["heldout_accuracy"] >= target:
+            return int(row["iteration"])
+    return None
+
+
+def training_hours(rows):
+    """Wall time between the evaluations, in hours; a gap over 5x the median (a stop and a
+    later resume) counts as one median gap."""
+    times = [r["wall_time"] for r in rows if math.isfinite(r["wall_time"])]
+    if len(times) < 2:
+        return 0.0
+    gaps = np.diff(times)
+    median = float(np.median(gaps))
+    gaps = np.where(gaps > 5 * median, median, gaps)
+    # The first evaluation's own interval is not in the diffs: count one median for it.
+    return float(np.sum(gaps) + median) / 3600.0
+
+
+def failure_mode(row):
+    """Names how the last evaluation miscounts: 'n+1' (too many objects) or 'n-1' (too few).
+
+    Without the over/under-count columns (metrics of older runs) it falls back to the
+    per-count accuracies: 'n+1' when one-digit images fare worse than two-digit ones.
+    """
+    over, under = row.get("heldout_overcount", math.nan), row.get("heldout_undercount", math.nan)
+    if math.isfinite(over) and math.isfinite(under):
+        return "n+1" if over >= under else "n-1"
+    return "n+1" if row["heldout_accuracy_1"] < row["heldout_accuracy_2"] else "n-1"
+
+
+def trial_row(trial, options, target):
+    """One sweep.csv row (a dict keyed by TRIAL_COLUMNS) of a trial."""
+    rows = read_metrics(trial.directory)
+    state = trial_state(trial, options)
+    row = {"variant": trial.variant.name, "seed": trial.seed, "state": state,
+           "iterations": int(rows[-1]["iteration"]) if rows else 0,
+           "first_iteration_at_target": first_iteration_at(rows, target),
+           "training_hours": round(training_hours(rows), 2), "failure_mode": ""}
+    last = rows[-1] if rows else {}
+    for column, key in (("accuracy", "heldout_accuracy"), ("accuracy_0", "heldout_accuracy_0"),
+                        ("accuracy_1", "heldout_accuracy_1"),
+                        ("accuracy_2", "heldout_accuracy_2")):
+        row[column] = last.get(key)
+    if state == "finished":
+        row["failure_mode"] = failure_mode(last)
+    return row
+
+
+def variant_summary(rows, target):
+    """Per variant: trials ended, converged and not ended yet, and the first iterations at the
+    target of the converged ones."""
+    summary = {}
+    for row in rows:
+        entry = summary.setdefault(row["variant"], {"ended": 0, "converged": 0, "not_ended": 0,
+                                                    "iterations": [], "failures": []})
+        if row["state"] in ("converged", "finished"):
+            entry["ended"] += 1
+            if row["state"] == "converged":
+                entry["converged"] += 1
+                entry["iterations"].append(row["first_iteration_at_target"])
+            else:
+                entry["failures"].append(row["failure_mode"])
+        else:
+            entry["not_ended"] += 1
+    return summary
+
+
+def write_report(trials, options, output_dir, target):
+    """Writes sweep.csv, sweep.md and sweep.png into output_dir; returns the trial rows."""
+    rows = [trial_row(t, options, target) for t in trials]
+    with open(os.path.join(output_dir, "sweep.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, TRIAL_COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    with open(os.path.join(output_dir, "sweep.md"), "w") as f:
+        f.write(markdown_report(rows, options, target))
+    plot_curves(trials, os.path.join(output_dir, "sweep.png"), target)
+    return rows
+
+
+def _percent(value):
+    return "" if value is None or not math.isfinite(value) else "%.1f" % (100 * value)
+
+
+def markdown_report(rows, options, target):
+    """The sweep as Markdown: per-variant summary, then one line per trial."""
+    lines = ["# Sweep", "",
+             "Each trial ends when its held-out count accuracy has been >= %g%% at %d evaluations "
+             "in a row (converged) or at %d iterations (finished without converging)."
+             % (100 * target, options.patience, options.max_iterations), "",
+             "| variant | converged of ended | not ended yet | median first it. >= %g%% | "
+             "max | failure modes |" % (100 * target),
+             "|---|---|---|---|---|---|"]
+    for name, entry in variant_summary(rows, target).items():
+        iterations = entry["iterations"]
+        lines.append("| %s | %d of %d | %d | %s | %s | %s |" % (
+            name, entry["converged"], entry["ended"], entry["not_ended"],
+            "%d" % np.median(iterations) if iterations else "",
+            "%d" % max(iterations) if iterations else "",
+            ", ".join(sorted(entry["failures"]))))
+    lines += ["", "| variant | seed | state | iterations | first it. >= %g%% | accuracy (0 / 1 / 2 "
+              "digits), %% | failure mode | hours |" % (100 * target),
+              "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append("| %s | %d | %s | %d | %s | %s (%s / %s / %s) | %s | %.2f |" % (
+            r["variant"], r["seed"], r["state"], r["iterations"],
+            r["first_iteration_at_target"] or "", _percent(r["accuracy"]),
+            _percent(r["accuracy_0"]), _percent(r["accuracy_1"]), _percent(r["accuracy_2"]),
+            r["failure_mode"], r["training_hours"]))
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(trials, path, target):
+    """Held-out accuracy against iteration: one panel per variant, one line per seed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    variants = []
+    for trial in trials:
+        if trial.variant.name not in variants:
+            variants.append(trial.variant.name)
+    columns = min(3, len(variants))
+    rows = int(math.ceil(len(variants) / float(columns)))
+    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.6 * rows), squeeze=False,
+                                sharey=True)
+    for index, name in enumerate(variants):
+        axis = axes[index // columns][index % columns]
+        for trial in (t for t in trials if t.variant.name == name):
+            metrics = read_metrics(trial.directory)
+            if metrics:
+                axis.plot([r["iteration"] for r in metrics],
+                          [r["heldout_accuracy"] for r in metrics],
+                          label="seed %d" % trial.seed, linewidth=1)
+        axis.axhline(target, color="grey", linestyle="--", linewidth=0.8)
+        axis.set_title(name, fontsize=9)
+        axis.set_xlabel("iteration")
+        axis.set_ylim(0, 1.02)
+        axis.grid(alpha=0.3)
+        if index % columns == 0:
+            axis.set_ylabel("held-out count accuracy")
+        if axis.lines[:-1]:
+            axis.legend(fontsize=6, ncol=2, loc="lower right")
+    for index in range(len(variants), rows * columns):
+        axes[index // columns][index % columns].axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,134 @@
+"""Trains a grid of variants x seeds with training.py, locally or on Ray, and tabulates it.
+
+    python sweep.py --seeds 1-10 --variant default --variant original \\
+        [--variant original:lstm_input=image_and_latents] [--output-dir runs/sweep] \\
+        [--parallel 2] [--ray [--address HOST:PORT]] [--python PATH] [--report-only]
+
+Each trial is a training.py run in OUTPUT/<variant>/seed-<N>/ (log in training.log). Running
+the same command again resumes unfinished trials and skips finished ones. SIGINT/SIGTERM stop
+the trials (each saves a checkpoint) and write the tables. Output: sweep.csv (one row per
+trial), sweep.md (per variant: converged of ended, median and max first iteration at the
+target accuracy; per trial: accuracy by digit count, failure mode, hours) and sweep.png.
+"""
+import argparse
+import os
+import sys
+import threading
+import time
+
+from air import cli, sweep
+from air.sweep_report import write_report
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description="Train a grid of AIR variants x seeds (training.py runs) and tabulate them.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--seeds", default="1-10", help="seeds, e.g. 1-10 or 1,3,5-7")
+    parser.add_argument("--variant", action="append", metavar="PRESET[:FIELD=VALUE,...]",
+                        help="a preset (default, original) with optional config changes; "
+                             "repeatable (default: default and original)")
+    parser.add_argument("--output-dir", default="runs/sweep", help="one folder per trial in here")
+    parser.add_argument("--data-dir", default="multi_mnist_data/",
+                        help="train.tfrecords and test.tfrecords (multi_mnist.py)")
+    parser.add_argument("--max-iterations", type=cli.integer(minimum=1), default=45000,
+                        help="a trial that has not converged ends here")
+    parser.add_argument("--stop-at-accuracy", type=cli.number(0.0, 1.0, exclusive_minimum=True),
+                        default=0.98,
+                        help="a trial converges when held-out count accuracy stays >= this ...")
+    parser.add_argument("--patience", type=cli.integer(minimum=1), default=3,
+                        help="... at this many evaluations")
+    parser.add_argument("--eval-every", type=cli.integer(minimum=1), default=1000,
+                        help="iterations between held-out evaluations of a trial")
+    parser.add_argument("--save-every", type=cli.integer(minimum=1), default=5000,
+                        help="iterations between checkpoints of a trial")
+    parser.add_argument("--threads", type=cli.integer(0, 256), default=1,
+                        help="TensorFlow threads per trial (one CPU per trial)")
+    parser.add_argument("--parallel", type=cli.integer(1, 1024), default=2,
+                        help="trials at a time (CPUs of the local Ray cluster)")
+    parser.add_argument("--ray", action="store_true",
+                        help="run the trials as Ray tasks (Python >= 3.9 with ray installed)")
+    parser.add_argument("--address", default=None,
+                        help="join the Ray cluster at HOST:PORT instead of starting one "
+                             "(implies --ray; trials must see the same paths, e.g. NFS)")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the interpreter that runs training.py (e.g. the TF 1.15 venv's)")
+    parser.add_argument("--training-args", default="",
+                        help="further training.py arguments, as one string")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only rewrite the tables and figure from the trial folders")
+    return parser
+
+
+def validate(args):
+    """Checks what the parser cannot: the data, Ray, the cluster, the interpreter."""
+    if not args.report_only:
+        for name in ("train.tfrecords", "test.tfrecords"):
+            if not os.path.isfile(os.path.join(args.data_dir, name)):
+                raise sweep.SweepError("missing %s in %s: run `make data` (multi_mnist.py) first"
+                                       % (name, args.data_dir))
+        if args.ray or args.address:
+            sweep.require_ray()
+        if args.address:
+            sweep.check_reachable(args.address)
+        if not sweep.python_runs(args.python):
+            raise sweep.SweepError("--python %s does not run or cannot import tensorflow"
+                                   % args.python)
+
+
+def run(args):
+    variants = [sweep.parse_variant(v) for v in (args.variant or ["default", "original"])]
+    trials = sweep.make_trials(variants, sweep.parse_seeds(args.seeds), args.output_dir)
+    options = sweep.TrialOptions(
+        data_dir=args.data_dir, max_iterations=args.max_iterations,
+        stop_at_accuracy=args.stop_at_accuracy, patience=args.patience,
+        eval_every=args.eval_every, save_every=args.save_every, threads=args.threads,
+        extra_args=args.training_args.split())
+    validate(args)
+    os.makedirs(args.output_dir, exist_ok=True)
+    if not args.report_only:
+        with sweep.SweepLock(args.output_dir):
+            jobs = [(t, c) for t, c in ((t, sweep.prepare_trial(t, options, args.python))
+                                        for t in trials) if c is not None]
+            print("sweep: %d trials, %d to run, %d already ended"
+                  % (len(trials), len(jobs), len(trials) - len(jobs)), flush=True)
+            _run_jobs(args, jobs, options, trials)
+    rows = write_report(trials, options, args.output_dir, args.stop_at_accuracy)
+    ended = sum(r["state"] in ("converged", "finished") for r in rows)
+    print("sweep: %d of %d trials ended; tables in %s"
+          % (ended, len(rows), os.path.join(args.output_dir, "sweep.md")), flush=True)
+
+
+def _run_jobs(args, jobs, options, trials):
+    """Runs the jobs, printing one line per ended trial and rewriting the tables each time."""
+    if not jobs:
+        return
+    start = time.time()
+    lock = threading.Lock()
+    ended = []
+
+    def report(trial, code):
+        with lock:
+            ended.append(trial)
+            state = sweep.trial_state(trial, options)
+            print("sweep: [%d/%d] %s seed %d: %s (exit %s) after %.1f h"
+                  % (len(ended), len(jobs), trial.variant.name, trial.seed, state, code,
+                     (time.time() - start) / 3600.0), flush=True)
+            write_report(trials, options, args.output_dir, args.stop_at_accuracy)
+
+    with sweep.StopOnSignal() as stop:
+        if args.ray or args.address:
+            sweep.run_on_ray(jobs, args.parallel, stop.event, report, args.address)
+        else:
+            sweep.run_local(jobs, args.parallel, stop.event, report)
+    if stop.signal_name:
+        print("sweep: %s received: trials saved their checkpoints; run the same command to "
+              "resume" % stop.signal_name, flush=True)
+
+
+def main(argv=None):
+    return cli.main(build_parser(), run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

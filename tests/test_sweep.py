@@ -1,0 +1,211 @@
+"""sweep.py: the grid, the tables against each trial's metrics.csv, resuming, Ray, bad input."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from air import sweep
+from tests.conftest import REPO
+
+# A tiny model, so that a trial is mostly TensorFlow's start-up.
+TINY = ("--rnn-units 16 --vae-latent 4 --vae-recognition-units 16 --vae-generative-units 16 "
+        "--z-where-hidden-units 8 --z-pres-hidden-units 8 --batch-size 8 --eval-batch-size 45 "
+        "--progress-seconds 0 --scalars-every 0 --variables-every 0 --images-every 0 "
+        "--gradients-every 0")
+
+
+def _sweep(args, data_dir, output_dir, timeout=600, **kwargs):
+    command = [sys.executable, os.path.join(REPO, "sweep.py"), "--data-dir", data_dir,
+               "--output-dir", output_dir, "--training-args", TINY] + args
+    return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=timeout, cwd=REPO, **kwargs)
+
+
+def _metrics(directory):
+    with open(os.path.join(directory, "metrics.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_seed_ranges():
+    assert sweep.parse_seeds("1-3") == [1, 2, 3]
+    assert sweep.parse_seeds("5, 1,2-3") == [1, 2, 3, 5]
+    for bad in ("3-1", "a", "1-", "-2", ""):
+        with pytest.raises(sweep.SweepError, match="seed range"):
+            sweep.parse_seeds(bad)
+
+
+def test_variants_name_their_changes_and_are_checked():
+    variant = sweep.parse_variant("original:lstm_input=image_and_latents,rnn_units=32")
+    assert variant.preset == "original"
+    assert variant.changes == (("lstm_input", "image_and_latents"), ("rnn_units", 32))
+    assert variant.name == "original+lstm_input=image_and_latents+rnn_units=32"
+    assert sweep.parse_variant("default:vae_recognition_units=64/32").changes == (
+        ("vae_recognition_units", (64, 32)),)
+    for bad, message in (("paper", "unknown preset"), ("default:rnn_unit=3", "unknown config"),
+                         ("default:rnn_units=many", "bad value"),
+                         ("default:lstm_input=pixels", "lstm_input"),
+                         ("default:rnn_units", "FIELD=VALUE"), ("default:preset=original",
+                                                               "unknown config")):
+        with pytest.raises(sweep.SweepError, match=message):
+            sweep.parse_variant(bad)
+    with pytest.raises(sweep.SweepError, match="twice"):
+        sweep.make_trials([sweep.parse_variant("default")] * 2, [1], "out")
+
+
+def test_trial_command_carries_the_variant_and_the_stop_rule(tmp_path):
+    options = sweep.TrialOptions(str(tmp_path), 500, 0.98, 3, 100, 200, 1, ["--scalars-every", "0"])
+    trial = sweep.make_trials([sweep.parse_variant("original:shift_transform=identity")], [4],
+                              str(tmp_path))[0]
+    command = sweep.training_command(trial, options, "python", resume=True)
+    text = " ".join(command)
+    for part in ("--seed 4", "--preset original", "--shift-transform identity",
+                 "--stop-at-accuracy 0.98", "--patience 3", "--max-iterations 500",
+                 "--scalars-every 0"):
+        assert part in text
+    assert command[-1] == "--resume"
+    assert trial.directory == os.path.join(str(tmp_path), "original+shift_transform=identity",
+                                           "seed-4")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--variant", "paper"], "unknown preset"),
+    (["--variant", "default:rnn_unit=4"], "unknown config field"),
+    (["--seeds", "5-2"], "seed range"),
+    (["--parallel", "0"], "--parallel"),
+    (["--max-iterations", "-5"], "--max-iterations"),
+    (["--stop-at-accuracy", "1.5"], "--stop-at-accuracy"),
+    (["--address", "127.0.0.1:9"], "cannot reach a Ray cluster at 127.0.0.1:9"),
+    (["--python", "/nonexistent/python"], "does not run"),
+])
+def test_bad_input_is_one_error_line(small_data_dir, tmp_path, args, message):
+    if "--address" in args and sys.version_info < (3, 9):
+        message = "Ray is not installed"
+    result = _sweep(["--seeds", "1", "--max-iterations", "10"] + args, small_data_dir,
+                    str(tmp_path / "out"), timeout=300)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert not os.path.exists(str(tmp_path / "out" / "default"))
+
+
+def _check_tables(output_dir, trials_expected):
+    with open(os.path.join(output_dir, "sweep.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["variant"], int(r["seed"])) for r in rows] == trials_expected
+    for row in rows:
+        metrics = _metrics(os.path.join(output_dir, row["variant"], "seed-%s" % row["seed"]))
+        assert row["state"] == "finished"
+        assert int(row["iterations"]) == int(metrics[-1]["iteration"])
+        for column, key in (("accuracy", "heldout_accuracy"), ("accuracy_1", "heldout_accuracy_1")):
+            assert float(row[column]) == pytest.approx(float(metrics[-1][key]))
+        firsts = [int(m["iteration"]) for m in metrics if float(m["heldout_accuracy"]) >= 0.98]
+        assert row["first_iteration_at_target"] == (str(firsts[0]) if firsts else "")
+        assert row["failure_mode"] in ("n+1", "n-1")
+    with open(os.path.join(output_dir, "sweep.md")) as f:
+        report = f.read()
+    for variant, seed in trials_expected:
+        assert "| %s | %d | finished |" % (variant, seed) in report
+    with open(os.path.join(output_dir, "sweep.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_local_grid_end_to_end_and_rerun_skips_finished_trials(small_data_dir, tmp_path):
+    output = str(tmp_path / "sweep")
+    args = ["--seeds", "1-2", "--variant", "default", "--variant", "original",
+            "--max-iterations", "12", "--eval-every", "6", "--save-every", "6"]
+    result = _sweep(args, small_data_dir, output)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 trials, 4 to run" in result.stdout
+    expected = [("default", 1), ("original", 1), ("default", 2), ("original", 2)]
+    _check_tables(output, expected)
+    original = os.path.join(output, "original", "seed-1", "model", "config.json")
+    with open(original) as f:
+        assert '"preset": "original"' in f.read()
+    stamps = {d: os.path.getmtime(os.path.join(output, v, "seed-%d" % s, "metrics.csv"))
+              for d, (v, s) in enumerate(expected)}
+    again = _sweep(args, small_data_dir, output)
+    assert again.returncode == 0 and "4 trials, 0 to run, 4 already ended" in again.stdout
+    assert stamps == {d: os.path.getmtime(os.path.join(output, v, "seed-%d" % s, "metrics.csv"))
+                      for d, (v, s) in enumerate(expected)}
+
+
+def test_sigterm_stops_the_trials_and_the_same_command_resumes(small_data_dir, tmp_path):
+    output = str(tmp_path / "sweep")
+    command = [sys.executable, os.path.join(REPO, "sweep.py"), "--data-dir", small_data_dir,
+               "--output-dir", output, "--training-args", TINY, "--seeds", "3",
+               "--variant", "default", "--max-iterations", "100000", "--eval-every", "10",
+               "--save-every", "100000"]
+    log = os.path.join(output, "default", "seed-3", "training.log")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               universal_newlines=True, cwd=REPO)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            if os.path.isfile(log) and "it 20/" in open(log).read():
+                break
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, out
+    assert "SIGTERM received" in out
+    with open(log) as f:
+        assert "SIGTERM received: saved" in f.read()
+    trial = sweep.make_trials([sweep.parse_variant("default")], [3], output)[0]
+    stopped_at = int(_metrics(trial.directory)[-1]["iteration"])
+    assert stopped_at >= 20
+    # Rerun with an end in reach: it continues from the checkpoint instead of starting anew.
+    end = stopped_at + 20
+    result = _sweep(["--seeds", "3", "--variant", "default", "--max-iterations", str(end),
+                     "--eval-every", "10", "--save-every", "100000"], small_data_dir, output)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 to run" in result.stdout
+    with open(log) as f:
+        assert "resumed from" in f.read()
+    rows = _metrics(trial.directory)
+    assert int(rows[-1]["iteration"]) == end
+    iterations = [int(r["iteration"]) for r in rows]
+    assert iterations == sorted(set(iterations))  # no row written twice
+
+
+def test_ray_local_cluster_runs_the_same_grid_where_ray_exists(small_data_dir, tmp_path):
+    """Stack (b) runs the grid on a local Ray cluster; stack (a), Python 3.7, has no Ray and
+    says so in one line."""
+    output = str(tmp_path / "ray")
+    result = _sweep(["--ray", "--parallel", "2", "--seeds", "1", "--variant", "default",
+                     "--variant", "original:lstm_input=image_and_latents",
+                     "--max-iterations", "12", "--eval-every", "6", "--save-every", "6"],
+                    small_data_dir, output)
+    if sys.version_info < (3, 9):
+        assert result.returncode == 2
+        assert result.stderr.strip().startswith("error: Ray is not installed")
+        assert not os.path.exists(os.path.join(output, "default"))
+        return
+    assert result.returncode == 0, result.stdout + result.stderr
+    _check_tables(output, [("default", 1), ("original+lstm_input=image_and_latents", 1)])
+
+
+def test_failure_mode_reads_over_and_under_counts():
+    import numpy as np
+    from air.evaluation import count_metrics
+    from air.sweep_report import failure_mode
+    # Two one-digit images read as two, one two-digit image read as one.
+    metrics = count_metrics({"true_counts": np.array([0, 1, 1, 2, 2]),
+                             "digit_count": np.array([0, 2, 2, 1, 2]),
+                             "negative_elbo": np.zeros(5)}, max_steps=3)
+    assert metrics["overcount"] == pytest.approx(0.4)
+    assert metrics["undercount"] == pytest.approx(0.2)
+    row = {"heldout_overcount": metrics["overcount"], "heldout_undercount": metrics["undercount"],
+           "heldout_accuracy_1": 0.0, "heldout_accuracy_2": 0.5}
+    assert failure_mode(row) == "n+1"
+    assert failure_mode(dict(row, heldout_overcount=0.1)) == "n-1"
+    # Older metrics without the columns: one-digit images worse than two-digit ones.
+    nan = float("nan")
+    assert failure_mode(dict(row, heldout_overcount=nan, heldout_undercount=nan)) == "n+1"

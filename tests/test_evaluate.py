@@ -470,7 +470,9 @@ def test_evaluate_rejects_bad_counts_given_as_numbers(handmade):
     model_dir, data, _, _ = handmade
     for bad in ({"elbo_samples": 0}, {"importance_samples": -1}, {"seed": -5},
                 {"elbo_samples": 2.5}, {"importance_samples": True}):
-        with pytest.raises(evaluate.EvaluationError, match="must be"):
+        # The same words as the command line's: the flag, then what is wrong.
+        with pytest.raises(evaluate.EvaluationError,
+                           match=r"^--(samples|importance-samples|seed): (must be|expected a)"):
             evaluate.evaluate(model_dir, data, **bad)
 
 
@@ -492,4 +494,4 @@ def test_command_line(tmp_path):
                      flag, value, "--json", str(out_json))
         assert failed.returncode == 2 and failed.stdout == "" and not out_json.exists()
         assert failed.stderr.strip().splitlines() == [
-            "error: %s must be at least 1, got %s" % (flag, value)]
+            "error: argument %s: must be at least 1, got %s" % (flag, value)]

@@ -60,7 +60,7 @@ train: $(STAMP) data
 	$(VENV)/bin/python training.py $(ARGS)
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -rs tests
+	$(VENV)/bin/python -m pytest -q -rs --durations=25 tests
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench.py $(ARGS)

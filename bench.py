@@ -68,7 +68,7 @@ def _child_cpu_seconds():
 @benchmark("multi_mnist", "multi_mnist.py with default options (60,000 train + 1,000 test images), "
                           "as a fresh process, into a temporary folder")
 def bench_multi_mnist(args):
-    from air import mnist
+    from air.data import mnist
     mnist_dir = args.mnist_dir
     try:
         mnist.load(mnist_dir)  # Verify (or download) first: the timing covers generation only.
@@ -228,7 +228,7 @@ def _model_worker(kind, records_path, iterations, warmup):
     import numpy as np
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
-    from air import records
+    from air.data import records
     from air.air_model import AIRModel
     from air.config import AIRConfig
     from air.optimization import build_train_op
@@ -312,7 +312,7 @@ def _pipeline_worker(kind, records_path, iterations, warmup):
     import numpy as np
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
-    from air import records
+    from air.data import pipeline, records
     from air.air_model import AIRModel
     from air.config import AIRConfig
     from air.evaluation import HeldOutEvaluator
@@ -324,7 +324,7 @@ def _pipeline_worker(kind, records_path, iterations, warmup):
     with tf.Graph().as_default():
         global_step = tf.train.get_or_create_global_step()
         if kind == "training":
-            dataset = records.batched_dataset(records_path, config.batch_size, shuffle=True,
+            dataset = pipeline.batched_dataset(records_path, config.batch_size, shuffle=True,
                                               repeat=True, drop_remainder=True)
             batch = tf.data.make_one_shot_iterator(dataset).get_next()
             model = AIRModel(batch["image"], config, training=True, true_counts=batch["digits"],
@@ -399,7 +399,8 @@ def _likelihood_worker(kind, records_path, iterations, warmup):
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
     tf.logging.set_verbosity(tf.logging.ERROR)
-    from air import likelihood, records
+    from air import likelihood
+from air.data import records
     from air.checkpoints import find_checkpoint, load_config, restore_variables
 
     load_start = os.getloadavg()[0]

@@ -159,7 +159,8 @@ def draw_samples(results_dir, data_arg, count, path, dpi):
     """Writes samples.png from the run's newest checkpoint; returns a message if skipped."""
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
-    from air import checkpoints, inference, plots, records
+    from air import checkpoints, inference, plots
+    from air.data import records
 
     model_dir = os.path.join(results_dir, "model")
     if not os.path.isdir(model_dir):

@@ -88,7 +88,7 @@ def load_picture(path, height, width):
 
 def load_sample(path, index, height, width):
     """Takes a record file and an index to that held-out image, float32 [height, width]."""
-    from air import records
+    from air.data import records
     if not os.path.isfile(path):
         raise DemoError("--sample: record file %s not found (run `make data`, or give --data)"
                         % path)
@@ -106,8 +106,8 @@ def load_sample(path, index, height, width):
 
 def step_colour(step):
     """Takes a step index to its 8-bit RGB colour (red, green, blue, ... as in the summaries)."""
-    from air.summaries import STEP_COLOURS
-    return tuple(int(255 * c) for c in STEP_COLOURS[step % len(STEP_COLOURS)])
+    from air.colours import step_colour as rgb
+    return tuple(int(255 * c) for c in rgb(step))
 
 
 def text_colour(step):

@@ -213,7 +213,7 @@ def run(args):
     import numpy as np
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
-    from air import records
+    from air.data import records
 
     try:
         data = records.read_records(args.data)

@@ -96,7 +96,7 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
 
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
-    from air import records
+    from air.data import records
     from air.checkpoints import (CheckpointError, checkpoint_step, find_checkpoint, load_config,
                                  restore_variables)
     from air.evaluation import HeldOutEvaluator

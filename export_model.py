@@ -27,7 +27,7 @@ def build_parser():
 
 
 def run(args):
-    """Exports the weights and prints what was written (ExportError/CheckpointError on bad input)."""
+    """Exports the weights and prints what was written (a UserError on bad input)."""
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise ExportError("--output %s is a file, not a folder" % args.output)
     if args.checkpoint is not None and not os.path.isfile(args.checkpoint + ".index"):
@@ -35,7 +35,7 @@ def run(args):
                           % (args.checkpoint, args.checkpoint))
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
-    from air.checkpoints import export_weights
+    from air.inference import export_weights
     exported = export_weights(os.path.join(args.results_dir, "model"), args.output,
                               args.checkpoint)
     size = sum(os.path.getsize(os.path.join(args.output, f)) for f in os.listdir(args.output))
@@ -44,8 +44,7 @@ def run(args):
 
 
 def main(argv=None):
-    from air.checkpoints import CheckpointError
-    return cli.main(build_parser(), run, argv, errors=(CheckpointError,))
+    return cli.main(build_parser(), run, argv)
 
 
 if __name__ == "__main__":

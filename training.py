@@ -156,7 +156,7 @@ def snapshot_source(destination):
 
 
 def count_records(path):
-    from air import records
+    from air.data import records
     return sum(1 for _ in records.iterate_records(path))
 
 
@@ -230,7 +230,7 @@ def prepare_results(args):
 def train(args):
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
-    from air import records
+    from air.data import records
 
     train_path = os.path.join(args.data_dir, "train.tfrecords")
     test_path = os.path.join(args.data_dir, "test.tfrecords")
@@ -258,7 +258,8 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
     """Builds the training graph in the current default graph and runs the loop."""
     import numpy as np
     import tensorflow.compat.v1 as tf
-    from air import records, summaries
+    from air import summaries
+    from air.data import pipeline
     from air.air_model import AIRModel
     from air.checkpoints import latest_checkpoint
     from air.evaluation import HeldOutEvaluator
@@ -269,7 +270,7 @@ def _train_graph(args, config, model_dir, summary_dir, train_path, test_path,
         tf.set_random_seed(args.seed)
         np.random.seed(args.seed)
     global_step = tf.train.get_or_create_global_step()
-    dataset = records.batched_dataset(train_path, config.batch_size, shuffle=True, repeat=True,
+    dataset = pipeline.batched_dataset(train_path, config.batch_size, shuffle=True, repeat=True,
                                       seed=args.seed, height=height, width=width,
                                       drop_remainder=True)
     batch = tf.data.make_one_shot_iterator(dataset).get_next()

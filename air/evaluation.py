@@ -8,8 +8,9 @@ air/likelihood.py's.
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from air import likelihood, records
+from air import likelihood
 from air.air_model import AIRModel
+from air.data import pipeline, records
 
 
 class HeldOutEvaluator:
@@ -29,7 +30,7 @@ class HeldOutEvaluator:
     def __init__(self, config, path, batch_size=500, global_step=None, scope="air", seed=0):
         self.config = config
         self.path = path
-        dataset = records.batched_dataset(
+        dataset = pipeline.batched_dataset(
             path, batch_size, shuffle=False, repeat=False, with_metadata=True,
             height=config.canvas_height, width=config.canvas_width)
         self._iterator = tf.data.make_initializable_iterator(dataset)

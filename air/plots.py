@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
 from matplotlib.patches import Rectangle
 
-from air.summaries import STEP_COLOURS
+from air.colours import step_colour
 
 # Subsets of the accuracy chart: (metrics.csv column, panel title).
 ACCURACY_PANELS = (("heldout_accuracy", "all held-out images"),
@@ -119,7 +119,7 @@ def draw_attention(axes, image, boxes, live):
             # imshow centres pixel i on coordinate i: shift the box by half a pixel.
             axes.add_patch(Rectangle((box[0] - 0.5, box[1] - 0.5), box[2], box[3], fill=False,
                                      linewidth=1.5,
-                                     edgecolor=STEP_COLOURS[t % len(STEP_COLOURS)]))
+                                     edgecolor=step_colour(t)))
     _bare(axes, image.shape)
 
 

@@ -133,7 +133,7 @@ def test_render_screen_shows_every_panel():
 # Model folders (air/inference.py).
 
 def test_loaded_model_predicts_every_output(small_results_dir, small_data_dir):
-    from air import records
+    from air.data import records
     images = records.read_records(os.path.join(small_data_dir, "test.tfrecords")).images[:4]
     with inference.LoadedModel(os.path.join(small_results_dir, "model")) as model:
         config = model.config
@@ -441,7 +441,7 @@ def test_live_demo_counts_two_drawn_digits_boxes_them_and_erases(x_display, tmp_
 
 def test_live_demo_sample_screenshot_and_exit(x_display, small_data_dir, tmp_path):
     """--sample shows a held-out image (2 digits, MNIST test set) and the model boxes both."""
-    from air import records
+    from air.data import records
     data = os.path.join(small_data_dir, "test.tfrecords")
     held_out = records.read_records(data)
     index = int(np.flatnonzero(held_out.digits == 2)[0])

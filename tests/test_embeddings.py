@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import embeddings
-from air import records
+from air.data import records
 from conftest import require
 
 # ----------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import evaluate
-from air import evaluation, records
+from air import evaluation
+from air.data import records
 from air.config import AIRConfig, CONFIG_FILENAME
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -16,7 +16,8 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import training
-from air import checkpoints, records
+from air import checkpoints
+from air.data import records
 from air.config import AIRConfig, CONFIG_FILENAME
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -13,9 +13,7 @@ z_pres prior (air/likelihood.py), each with its standard error over images. Prin
 table; --json also writes the report with the keys of ``air.evaluation.REPORT_KEYS``.
 """
 import argparse
-import json
 import os
-import re
 import sys
 
 from air import cli
@@ -97,16 +95,12 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
     import tensorflow.compat.v1 as tf
     tf.disable_v2_behavior()
     from air.data import records
-    from air.checkpoints import (CheckpointError, checkpoint_step, find_checkpoint, load_config,
-                                 restore_variables)
+    from air.checkpoints import checkpoint_step, find_checkpoint, load_config, restore_variables
     from air.evaluation import HeldOutEvaluator
 
-    try:
-        checkpoint, config_path = find_checkpoint(model_dir)
-        config = load_config(config_path)
-        step = checkpoint_step(checkpoint)
-    except CheckpointError as error:
-        raise EvaluationError(error)
+    checkpoint, config_path = find_checkpoint(model_dir)
+    config = load_config(config_path)
+    step = checkpoint_step(checkpoint)
     try:
         height, width = records.image_shape(data_path)
     except (tf.errors.OpError, ValueError, IOError) as error:
@@ -122,10 +116,7 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
         global_step = None if step is None else tf.constant(step, tf.int64)
         evaluator = HeldOutEvaluator(config, data_path, batch_size, global_step, seed=seed)
         with tf.Session() as session:
-            try:
-                restore_variables(session, checkpoint)
-            except CheckpointError as error:
-                raise EvaluationError(error)
+            restore_variables(session, checkpoint)
             try:
                 report = evaluator.report(session, elbo_samples, importance_samples)
             except tf.errors.OpError as error:
@@ -134,63 +125,6 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
             except ValueError as error:  # An empty file.
                 raise EvaluationError(error)
     return report, checkpoint, step
-
-
-def format_report(report, checkpoint=None, step=None, data_path=None):
-    """Takes an evaluation report to the printed table (a string)."""
-    lines = []
-    if checkpoint is not None:
-        lines.append("model   %s%s" % (checkpoint, "" if step is None else
-                                       " (iteration %d)" % step))
-    if data_path is not None:
-        lines.append("data    %s (%d images)" % (data_path, report["images"]))
-    confusion = report["confusion"]
-    predicted = len(confusion[0])
-    lines.append("")
-    lines.append("digits  images  accuracy  | found: " + " ".join("%5d" % k for k in range(predicted)))
-    for true_count, row in enumerate(confusion):
-        images = sum(row)
-        if images == 0:
-            continue
-        accuracy = report["count_accuracy_by_digits"].get(str(true_count), float("nan"))
-        lines.append("%-6d  %6d  %8.4f  |        " % (true_count, images, accuracy)
-                     + " ".join("%5d" % n for n in row))
-    lines.append("all     %6d  %8.4f" % (report["images"], report["count_accuracy"]))
-    lines.append("")
-    lines.append("mean IoU of matched boxes        %s" % _optional(report["mean_iou"], "%.4f"))
-    lines.append("true digits found at IoU >= 0.5  %s" % _optional(report["box_recall_iou50"],
-                                                                  "%.4f"))
-    lines.append("")
-    lines.append("discrete model, z_pres prior log-odds %.2f (end of the schedule), seed %d:"
-                 % (report["z_pres_prior_log_odds"], report["seed"]))
-    lines.append("ELBO per image                   %s  (%d samples; Monte Carlo error %s)" % (
-        _with_stderr(report["elbo"], report["elbo_stderr"]), report["elbo_samples"],
-        _optional(report["elbo_monte_carlo_stderr"], "%.2f")))
-    if report["log_likelihood_iwae"] is not None:
-        lines.append("log p(x) >= (IWAE bound)         %s  (%d samples)" % (
-            _with_stderr(report["log_likelihood_iwae"], report["log_likelihood_iwae_stderr"]),
-            report["iwae_samples"]))
-    lines.append("plug-in ELBO at the means        %.2f  (not a bound)"
-                 % report["plugin_elbo_at_means"])
-    return "\n".join(lines)
-
-
-def _with_stderr(value, stderr):
-    """'value +- stderr' (standard error over images), or the value alone for one image."""
-    return "%.2f" % value if stderr is None else "%.2f +- %.2f" % (value, stderr)
-
-
-def report_json(report):
-    """The report as indented JSON text, each confusion row on one line."""
-    text = json.dumps(report, indent=2)
-    # Innermost lists of numbers (the confusion rows) on one line each.
-    return re.sub(r"\[\s+([-0-9.eE,\s]+?)\s+\]",
-                  lambda m: "[%s]" % ", ".join(v.strip() for v in m.group(1).split(",")),
-                  text) + "\n"
-
-
-def _optional(value, pattern):
-    return "n/a" if value is None else pattern % value
 
 
 def run(args):
@@ -202,10 +136,11 @@ def run(args):
         raise EvaluationError("cannot write %s: it is a folder (give a file name)" % args.json)
     report, checkpoint, step = evaluate(args.model_dir, args.data, args.batch_size,
                                         args.samples, args.importance_samples, args.seed)
-    print(format_report(report, checkpoint, step, args.data), flush=True)
+    from air import evaluation
+    print(evaluation.format_report(report, checkpoint, step, args.data), flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            f.write(report_json(report))
+            f.write(evaluation.report_json(report))
         print("wrote %s" % args.json)
     return 0
 

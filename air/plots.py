@@ -162,3 +162,14 @@ def samples_figure(images, canvases, boxes, live, true_counts=None, columns=2, t
     if title:
         figure.suptitle(title, fontsize=10, y=1.0 - 0.1 / height, va="top")
     return figure
+
+
+def pick_samples(digit_counts, count):
+    """Indices of ``count`` images taking turns over the digit counts (0, 1, 2, 0, ...)."""
+    by_count = [list(np.flatnonzero(digit_counts == k)) for k in np.unique(digit_counts)]
+    chosen = []
+    while len(chosen) < count and any(by_count):
+        for indices in by_count:
+            if indices and len(chosen) < count:
+                chosen.append(indices.pop(0))
+    return np.array(chosen, np.int64)

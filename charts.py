@@ -22,9 +22,6 @@ SAMPLES_DATA = os.path.join("multi_mnist_data", "test.tfrecords")
 MAX_SAMPLES = 100  # rows of samples.png; more would make a figure too tall to look at
 
 
-class ChartError(cli.UserError):
-    """A problem with the inputs; printed as one line."""
-
 
 def build_parser():
     parser = argparse.ArgumentParser(
@@ -55,15 +52,15 @@ def run_labels(folders):
 
 
 def load_runs(folders):
-    """Takes results folders to [(label, metrics)]; ChartError for a folder without metrics."""
+    """Takes results folders to [(label, metrics)]; a UserError for a folder without metrics."""
     runs = []
     for folder, label in zip(folders, run_labels(folders)):
         if not os.path.isdir(folder):
-            raise ChartError("results folder %s does not exist" % folder)
+            raise cli.UserError("results folder %s does not exist" % folder)
         path = os.path.join(folder, metrics_log.FILENAME)
         if not os.path.isfile(path):
-            raise ChartError("%s has no metrics.csv (written by training.py at the first "
-                             "held-out evaluation)" % folder)
+            raise cli.UserError("%s has no metrics.csv (written by training.py at the first "
+                                "held-out evaluation)" % folder)
         runs.append((label, metrics_log.read_columns(path)))
     return runs
 
@@ -72,7 +69,7 @@ def samples_data_path(results_dir, explicit):
     """The record file for the samples: --data, or the usual places; None if none exists."""
     if explicit is not None:
         if not os.path.isfile(explicit):
-            raise ChartError("data file %s not found" % explicit)
+            raise cli.UserError("data file %s not found" % explicit)
         return explicit
     parent = os.path.dirname(os.path.normpath(os.path.abspath(results_dir)))
     for candidate in (os.path.join(parent, SAMPLES_DATA), SAMPLES_DATA):
@@ -83,8 +80,7 @@ def samples_data_path(results_dir, explicit):
 
 def draw_samples(results_dir, data_arg, count, path, dpi):
     """Writes samples.png from the run's newest checkpoint; returns a message if skipped."""
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
+    tf = cli.import_tensorflow()
     from air import checkpoints, inference, plots
     from air.data import records
 
@@ -103,7 +99,7 @@ def draw_samples(results_dir, data_arg, count, path, dpi):
     try:
         data = records.read_records(data_path)
     except (tf.errors.OpError, ValueError, IOError) as error:
-        raise ChartError("cannot read %s: %s" % (data_path, str(error).strip().splitlines()[0]))
+        raise cli.UserError("cannot read %s: %s" % (data_path, str(error).strip().splitlines()[0]))
     if len(data.images) == 0:
         return "samples skipped: %s holds no images" % data_path
     if data.images.shape[1:] != (config.canvas_height, config.canvas_width):
@@ -111,7 +107,7 @@ def draw_samples(results_dir, data_arg, count, path, dpi):
             data_path, data.images.shape[1], data.images.shape[2], config.canvas_height,
             config.canvas_width)
         if data_arg is not None:
-            raise ChartError(message)
+            raise cli.UserError(message)
         return "samples skipped: " + message
     chosen = plots.pick_samples(data.digits, count)
     images = data.images[chosen]
@@ -131,8 +127,8 @@ def charts(results_dirs, output_dir=None, data=None, samples=8, dpi=100):
     from air import plots
     runs = load_runs(results_dirs)
     if not any(len(metrics["iteration"]) for _, metrics in runs):
-        raise ChartError("no metrics rows yet in %s: wait for the first held-out evaluation "
-                         "(--eval-every)" % ", ".join(results_dirs))
+        raise cli.UserError("no metrics rows yet in %s: wait for the first held-out evaluation "
+                            "(--eval-every)" % ", ".join(results_dirs))
     output_dir = output_dir or os.path.join(results_dirs[0], "charts")
     os.makedirs(output_dir, exist_ok=True)
     written = []
@@ -155,9 +151,9 @@ def charts(results_dirs, output_dir=None, data=None, samples=8, dpi=100):
 
 
 def run(args):
-    """Draws the charts and prints what was written (ChartError on bad input)."""
+    """Draws the charts and prints what was written (a UserError on bad input)."""
     if args.output_dir and os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
-        raise ChartError("--output-dir %s is a file, not a folder" % args.output_dir)
+        raise cli.UserError("--output-dir %s is a file, not a folder" % args.output_dir)
     written = charts(args.results_dir + args.compare, args.output_dir, args.data,
                      args.samples, args.dpi)
     for path in written:

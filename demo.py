@@ -20,9 +20,6 @@ DEFAULT_PERIOD_MS = 50
 MAX_THREADS = 1024
 
 
-class DemoError(cli.UserError):
-    """A problem the user can fix; printed as one line."""
-
 
 def build_parser():
     parser = argparse.ArgumentParser(
@@ -61,29 +58,29 @@ def load_sample(path, index, height, width):
     """Takes a record file and an index to that held-out image, float32 [height, width]."""
     from air.data import records
     if not os.path.isfile(path):
-        raise DemoError("--sample: record file %s not found (run `make data`, or give --data)"
-                        % path)
+        raise cli.UserError("--sample: record file %s not found (run `make data`, or give --data)"
+                            % path)
     try:
         images = records.read_records(path).images
     except Exception as error:  # Any failure to parse is the file's fault, not the demo's.
-        raise DemoError("--sample: cannot read %s: %s" % (path, error))
+        raise cli.UserError("--sample: cannot read %s: %s" % (path, error))
     if not 0 <= index < len(images):
-        raise DemoError("--sample %d: %s holds images 0 to %d" % (index, path, len(images) - 1))
+        raise cli.UserError("--sample %d: %s holds images 0 to %d" % (index, path, len(images) - 1))
     if images.shape[1:] != (height, width):
-        raise DemoError("%s holds %dx%d images but the model expects %dx%d"
-                        % ((path,) + images.shape[1:] + (height, width)))
+        raise cli.UserError("%s holds %dx%d images but the model expects %dx%d"
+                            % ((path,) + images.shape[1:] + (height, width)))
     return images[index]
 
 
 def run(args):
     display = os.environ.get("DISPLAY")
     if not display:
-        raise DemoError("no display: $DISPLAY is not set (run on a desktop, over ssh -X, or "
-                        "under xvfb-run)")
+        raise cli.UserError("no display: $DISPLAY is not set (run on a desktop, over ssh -X, or "
+                            "under xvfb-run)")
     if args.exit_after_screenshot and not args.screenshot:
-        raise DemoError("--exit-after-screenshot needs --screenshot PATH")
+        raise cli.UserError("--exit-after-screenshot needs --screenshot PATH")
     if args.screenshot and os.path.isdir(args.screenshot):
-        raise DemoError("--screenshot %s is a folder: give a file name" % args.screenshot)
+        raise cli.UserError("--screenshot %s is a folder: give a file name" % args.screenshot)
     from air.checkpoints import find_checkpoint, read_config
     from air.rendering import load_picture
     config = read_config(args.model_dir)  # Fails fast, before TensorFlow loads.
@@ -92,8 +89,7 @@ def run(args):
     if args.image:
         initial = load_picture(args.image, height, width)
 
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
+    cli.import_tensorflow()
     from air import inference
     from air.demo_window import DemoApp
     find_checkpoint(args.model_dir)
@@ -104,13 +100,13 @@ def run(args):
     try:
         import tkinter as tk
     except ImportError as error:
-        raise DemoError("this Python (%s) has no tkinter: %s (Debian: apt-get install "
-                        "python3-tk, or rebuild Python with tk-dev installed)"
-                        % (sys.executable, error))
+        raise cli.UserError("this Python (%s) has no tkinter: %s (Debian: apt-get install "
+                            "python3-tk, or rebuild Python with tk-dev installed)"
+                            % (sys.executable, error))
     try:
         root = tk.Tk()
     except tk.TclError as error:
-        raise DemoError("cannot open display %s: %s" % (display, error))
+        raise cli.UserError("cannot open display %s: %s" % (display, error))
     try:
         model = inference.LoadedModel(args.model_dir, threads=args.threads)
         # The first run of a graph also optimises it (about a second): do it before the

@@ -22,9 +22,6 @@ import sys
 
 from air import cli, projector
 
-class EmbeddingsError(cli.UserError):
-    """A problem the user can fix; printed as one line."""
-
 
 def build_parser():
     parser = argparse.ArgumentParser(
@@ -50,31 +47,30 @@ def build_parser():
 
 def run(args):
     if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
-        raise EmbeddingsError("--output-dir %s is a file, not a folder" % args.output_dir)
+        raise cli.UserError("--output-dir %s is a file, not a folder" % args.output_dir)
     from air.checkpoints import read_config
     read_config(args.model_dir)  # Fails fast, before TensorFlow loads.
     if not os.path.isfile(args.data):
-        raise EmbeddingsError("record file %s not found (run `make data`, or give --data)"
-                              % args.data)
+        raise cli.UserError("record file %s not found (run `make data`, or give --data)"
+                            % args.data)
 
     import numpy as np
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
+    cli.import_tensorflow()
     from air import inference
     from air.data import records
 
     try:
         data = records.read_records(args.data)
     except Exception as error:  # Any failure to parse is the file's fault.
-        raise EmbeddingsError("cannot read %s: %s" % (args.data, error))
+        raise cli.UserError("cannot read %s: %s" % (args.data, error))
     count = len(data.images) if args.num_images is None else min(args.num_images,
                                                                    len(data.images))
     if count == 0:
-        raise EmbeddingsError("%s holds no images" % args.data)
+        raise cli.UserError("%s holds no images" % args.data)
     model = inference.LoadedModel(args.model_dir)
     config = model.config
     if data.images.shape[1:] != model.canvas_shape:
-        raise EmbeddingsError("%s holds %dx%d images but the model expects %dx%d" % (
+        raise cli.UserError("%s holds %dx%d images but the model expects %dx%d" % (
             (args.data,) + data.images.shape[1:] + model.canvas_shape))
     with model:
         result = model.predict_batches(data.images[:count], args.batch_size)
@@ -84,7 +80,7 @@ def run(args):
                                    config.canvas_height, config.canvas_width, args.max_distance)
     attended = int(np.sum(result["live"] > 0.5))
     if not kept:
-        raise EmbeddingsError(
+        raise cli.UserError(
             "none of the %d attended windows in %d images lies within %.2f of a digit's centre "
             "(a barely trained model attends to little: train longer or raise --max-distance)"
             % (attended, count, args.max_distance))
@@ -95,9 +91,9 @@ def run(args):
 
     sprite = projector.sprite_image(windows)
     if max(sprite.size) > projector.MAX_SPRITE_SIDE:
-        raise EmbeddingsError("%d windows make a %dx%d sprite, larger than TensorBoard's %d "
-                              "pixels: use fewer --num-images" % ((len(kept),) + sprite.size
-                                                                   + (projector.MAX_SPRITE_SIDE,)))
+        raise cli.UserError("%d windows make a %dx%d sprite, larger than TensorBoard's %d "
+                            "pixels: use fewer --num-images" % ((len(kept),) + sprite.size
+                                                                 + (projector.MAX_SPRITE_SIDE,)))
     metadata = [(label, int(data.digits[image]), step + 1) for image, step, label in kept]
     projector.write_files(args.output_dir, points.astype(np.float32), metadata, sprite,
                           config.window_size)

@@ -26,9 +26,6 @@ DEFAULT_ELBO_SAMPLES = 200
 MAX_SEED = 2 ** 31 - 1
 
 
-class EvaluationError(cli.UserError):
-    """A problem with the inputs; printed as one line."""
-
 
 def build_parser():
     parser = argparse.ArgumentParser(
@@ -59,18 +56,18 @@ def build_parser():
 
 
 def _whole_number(value, flag, minimum, maximum=None):
-    """Takes a count given to ``evaluate`` (int or text) to an int in range; EvaluationError
+    """Takes a count given to ``evaluate`` (int or text) to an int in range; a UserError
     otherwise (the same rule as the command-line flag)."""
     if isinstance(value, bool):
         value = repr(value)
     try:
         return cli.integer(minimum, maximum)(str(value))
     except argparse.ArgumentTypeError as error:
-        raise EvaluationError("%s: %s" % (flag, error))
+        raise cli.UserError("%s: %s" % (flag, error))
 
 
 def check_counts(elbo_samples, importance_samples, seed):
-    """Takes (N, K or None, seed), as text or ints, to ints; EvaluationError when out of range."""
+    """Takes (N, K or None, seed), as text or ints, to ints; a UserError when out of range."""
     return (_whole_number(elbo_samples, "--samples", 1),
             None if importance_samples is None else
             _whole_number(importance_samples, "--importance-samples", 1),
@@ -81,19 +78,18 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
              importance_samples=None, seed=0):
     """Takes a model folder (or checkpoint) and a record file to (report dict, checkpoint, step).
 
-    Raises EvaluationError for inputs that cannot be evaluated.
+    Raises a UserError for inputs that cannot be evaluated.
     """
     # Checked before TensorFlow is imported, so the commonest mistakes fail at once.
     elbo_samples, importance_samples, seed = check_counts(elbo_samples, importance_samples, seed)
     batch_size = _whole_number(batch_size, "--batch-size", 1)
     if not os.path.exists(model_dir) and not os.path.isfile(model_dir + ".index"):
-        raise EvaluationError("model folder or checkpoint %s does not exist" % model_dir)
+        raise cli.UserError("model folder or checkpoint %s does not exist" % model_dir)
     if not os.path.isfile(data_path):
-        raise EvaluationError("data file %s not found (make it with `make data` or "
-                              "multi_mnist.py)" % data_path)
+        raise cli.UserError("data file %s not found (make it with `make data` or "
+                            "multi_mnist.py)" % data_path)
 
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
+    tf = cli.import_tensorflow()
     from air.data import records
     from air.checkpoints import checkpoint_step, find_checkpoint, load_config, restore_variables
     from air.evaluation import HeldOutEvaluator
@@ -104,10 +100,10 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
     try:
         height, width = records.image_shape(data_path)
     except (tf.errors.OpError, ValueError, IOError) as error:
-        raise EvaluationError("%s is not a readable record file: %s" % (
+        raise cli.UserError("%s is not a readable record file: %s" % (
             data_path, str(error).strip().splitlines()[0] if str(error).strip() else error))
     if (height, width) != (config.canvas_height, config.canvas_width):
-        raise EvaluationError("%s holds %dx%d images but the model expects %dx%d (%s)" % (
+        raise cli.UserError("%s holds %dx%d images but the model expects %dx%d (%s)" % (
             data_path, height, width, config.canvas_height, config.canvas_width, config_path))
 
     with tf.Graph().as_default():
@@ -120,20 +116,20 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
             try:
                 report = evaluator.report(session, elbo_samples, importance_samples)
             except tf.errors.OpError as error:
-                raise EvaluationError("cannot read %s: %s" % (
+                raise cli.UserError("cannot read %s: %s" % (
                     data_path, error.message.strip().splitlines()[0]))
             except ValueError as error:  # An empty file.
-                raise EvaluationError(error)
+                raise cli.UserError(error)
     return report, checkpoint, step
 
 
 def run(args):
-    """Evaluates, prints the table and writes the JSON report (EvaluationError on bad input)."""
+    """Evaluates, prints the table and writes the JSON report (a UserError on bad input)."""
     # Checked first: an hour of evaluation should not end in an unwritable path.
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-        raise EvaluationError("cannot write %s: its folder does not exist" % args.json)
+        raise cli.UserError("cannot write %s: its folder does not exist" % args.json)
     if args.json and os.path.isdir(args.json):
-        raise EvaluationError("cannot write %s: it is a folder (give a file name)" % args.json)
+        raise cli.UserError("cannot write %s: it is a folder (give a file name)" % args.json)
     report, checkpoint, step = evaluate(args.model_dir, args.data, args.batch_size,
                                         args.samples, args.importance_samples, args.seed)
     from air import evaluation

@@ -9,9 +9,6 @@ import sys
 from air import cli
 
 
-class ExportError(cli.UserError):
-    """A problem with the arguments; printed as one line."""
-
 
 def build_parser():
     parser = argparse.ArgumentParser(
@@ -29,12 +26,11 @@ def build_parser():
 def run(args):
     """Exports the weights and prints what was written (a UserError on bad input)."""
     if os.path.exists(args.output) and not os.path.isdir(args.output):
-        raise ExportError("--output %s is a file, not a folder" % args.output)
+        raise cli.UserError("--output %s is a file, not a folder" % args.output)
     if args.checkpoint is not None and not os.path.isfile(args.checkpoint + ".index"):
-        raise ExportError("--checkpoint %s: no such checkpoint (expected %s.index)"
-                          % (args.checkpoint, args.checkpoint))
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
+        raise cli.UserError("--checkpoint %s: no such checkpoint (expected %s.index)"
+                            % (args.checkpoint, args.checkpoint))
+    cli.import_tensorflow()
     from air.inference import export_weights
     exported = export_weights(os.path.join(args.results_dir, "model"), args.output,
                               args.checkpoint)

@@ -27,9 +27,6 @@ MAX_SIDE = 1000
 MAX_WORKERS = 256
 
 
-class UsageError(cli.UserError):
-    """Bad input from the user (reported as ``error: ...``, exit status 2)."""
-
 
 def build_parser():
     parser = argparse.ArgumentParser(
@@ -90,17 +87,17 @@ def build_parser():
 def _range(name, values, low=None):
     lo, hi = float(values[0]), float(values[1])
     if lo > hi:
-        raise UsageError("--%s: MIN %g is larger than MAX %g" % (name, lo, hi))
+        raise cli.UserError("--%s: MIN %g is larger than MAX %g" % (name, lo, hi))
     if low is not None and lo <= low:
-        raise UsageError("--%s: values must be > %g, got %g" % (name, low, lo))
+        raise cli.UserError("--%s: values must be > %g, got %g" % (name, low, lo))
     return lo, hi
 
 
 def options_from_args(args):
     """Validates what the parser's ranges cannot and returns the generator's Options."""
     if 2 * args.canvas_margin >= min(args.height, args.width):
-        raise UsageError("--canvas-margin %d leaves no room on a %dx%d canvas"
-                         % (args.canvas_margin, args.height, args.width))
+        raise cli.UserError("--canvas-margin %d leaves no room on a %dx%d canvas"
+                            % (args.canvas_margin, args.height, args.width))
     background = None
     if args.background:
         background = dataset_writer.load_background(
@@ -115,14 +112,14 @@ def options_from_args(args):
 
 
 def run(args):
-    """Generates the data set; returns the exit status (UsageError & co. on bad input)."""
+    """Generates the data set; returns the exit status (a UserError on bad input)."""
     options = options_from_args(args)
     mirrors = mnist.MIRRORS if args.mnist_mirror is None else tuple(args.mnist_mirror)
     data = mnist.load(args.mnist_dir, mirrors=mirrors)
     try:
         os.makedirs(args.output_dir, exist_ok=True)
     except OSError as e:
-        raise UsageError("cannot create output folder %s (%s)" % (args.output_dir, e))
+        raise cli.UserError("cannot create output folder %s (%s)" % (args.output_dir, e))
     written = dataset_writer.generate(
         data, options, args.output_dir, args.images_per_digit, args.test_set_size,
         args.max_digits, args.seed, args.workers, args.quiet)

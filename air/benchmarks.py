@@ -144,8 +144,7 @@ def benchmark_latency(model_dir=None, repeats=200):
     Uses ``model_dir`` when it holds a model, else an untrained model of the default
     configuration (the same graph, so the same cost).
     """
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
+    cli.import_tensorflow()
     from air import inference
     from air.checkpoints import CheckpointError, find_checkpoint
     from air.config import AIRConfig
@@ -295,8 +294,7 @@ def _model_worker(kind, records_path, iterations, warmup):
     import itertools
     cli.quiet_tensorflow()  # a worker's last stderr line is reported: keep it the error
     import numpy as np
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
+    tf = cli.import_tensorflow()
     from air.config import AIRConfig
     from air.data import records
     from air.inference import build_test_model
@@ -375,8 +373,7 @@ def _pipeline_worker(kind, records_path, iterations, warmup):
     model finds few.
     """
     cli.quiet_tensorflow()  # a worker's last stderr line is reported: keep it the error
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
+    tf = cli.import_tensorflow()
     from air.config import AIRConfig
     from air.data import records
     from air.evaluation import HeldOutEvaluator
@@ -449,8 +446,7 @@ def bench_heldout_evaluation(args):
 def _likelihood_worker(kind, records_path, iterations, warmup):
     """Times the importance-weighted bound of the shipped model/ (K = IWAE_SAMPLES, or 5 with
     ``kind`` 'quick') over the records in ``records_path``; prints one JSON line of figures."""
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
+    tf = cli.import_tensorflow()
     tf.logging.set_verbosity(tf.logging.ERROR)
     from air import likelihood
     from air.data import records

@@ -149,6 +149,14 @@ class _SilentLoader(importlib.abc.Loader):
             self._loader.exec_module(module)
 
 
+def import_tensorflow():
+    """Imports TensorFlow's 1.x API in graph mode, the mode of every graph here, on either stack
+    (TensorFlow 1.15 or 2.x); returns the module, ``tf``. Call ``quiet_tensorflow`` first."""
+    import tensorflow.compat.v1 as tf
+    tf.disable_v2_behavior()
+    return tf
+
+
 # --- The main wrapper ---------------------------------------------------------------------
 
 def _raise_usage_error(message):

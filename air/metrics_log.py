@@ -79,7 +79,8 @@ def first_iteration_at(iterations, values, level):
 
 
 def runs_table(runs, level=0.98):
-    """Takes [(label, read_columns(...))] to a Markdown table of each run: length, speed, when it reached ``level``, final accuracy.
+    """Takes [(label, read_columns(...))] to a Markdown table of each run: length, speed, when
+    it reached ``level``, final accuracy.
 
     Wall time and iterations/s span the first to the last held-out evaluation (metrics.csv
     holds no earlier timestamp), so they leave out the first --eval-every iterations.
@@ -97,7 +98,8 @@ def runs_table(runs, level=0.98):
         times = metrics.get("wall_time", missing)
         if len(times) and times[-1] > times[0]:
             span = times[-1] - times[0]
-            wall, rate = "%.0f min" % (span / 60.0), "%.1f" % ((iterations[-1] - iterations[0]) / span)
+            wall = "%.0f min" % (span / 60.0)
+            rate = "%.1f" % ((iterations[-1] - iterations[0]) / span)
         else:
             wall, rate = "-", "-"
         first = (first_iteration_at(iterations, metrics["heldout_accuracy"], level)

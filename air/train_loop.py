@@ -9,7 +9,7 @@ import os
 import signal
 import time
 
-from air import metrics_log
+from air import cli, metrics_log
 from air.checkpoints import CHECKPOINT_PREFIX
 from air.data import records
 from air.run_folder import TrainingError, prepare_results
@@ -81,8 +81,7 @@ def format_duration(seconds):
 def train(args):
     """Trains as training.py's parsed ``args`` say: checks the data, prepares the results
     folder, then runs the loop in a fresh graph. TrainingError for problems the user can fix."""
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
+    tf = cli.import_tensorflow()
     train_path = os.path.join(args.data_dir, "train.tfrecords")
     test_path = os.path.join(args.data_dir, "test.tfrecords")
     for path in (train_path, test_path):
@@ -231,7 +230,7 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
 
 
 def _progress_line(step, max_iterations, iterations_per_epoch, rate, result, heldout):
-    """The periodic progress line: iteration, epoch, speed, ETA, loss, the last held-out accuracy."""
+    """The periodic progress line: iteration, epoch, speed, ETA, loss, last held-out accuracy."""
     eta = (max_iterations - step) / rate if rate > 0 else float("inf")
     line = ("it %d/%d  epoch %.2f  %.1f it/s  ETA %s  loss %.1f  skipped %d"
             % (step, max_iterations, step / iterations_per_epoch, rate, format_duration(eta),

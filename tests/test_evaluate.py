@@ -19,6 +19,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import evaluate
+from air import cli
 from air import evaluation
 from air.data import records
 from air.config import AIRConfig, CONFIG_FILENAME
@@ -471,7 +472,7 @@ def test_evaluate_rejects_bad_counts_given_as_numbers(handmade):
     model_dir, data, _, _ = handmade
     for bad in ({"elbo_samples": 0}, {"importance_samples": -1}, {"seed": -5},
                 {"elbo_samples": 2.5}, {"importance_samples": True}):
-        with pytest.raises(evaluate.EvaluationError, match="must be"):
+        with pytest.raises(cli.UserError, match="must be"):
             evaluate.evaluate(model_dir, data, **bad)
 
 

@@ -86,8 +86,7 @@ def run(args):
     return 1 if failed else 0
 
 
-def main(argv=None):
-    return cli.main(build_parser(), run, argv)
+main = cli.entry_point(build_parser, run)  # main(argv=None) -> exit status
 
 
 if __name__ == "__main__":

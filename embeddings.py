@@ -105,8 +105,7 @@ def run(args):
     return 0
 
 
-def main(argv=None):
-    return cli.main(build_parser(), run, argv)
+main = cli.entry_point(build_parser, run)  # main(argv=None) -> exit status
 
 
 if __name__ == "__main__":

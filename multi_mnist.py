@@ -41,29 +41,26 @@ def build_parser():
                         help="base URL to download missing MNIST files from (repeatable; default: "
                              "the public mirrors in air/data/mnist.py)")
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="where to write the records")
-    parser.add_argument("--max-digits", type=cli.integer(0, MAX_DIGITS), default=2,
-                        help="images hold 0..MAX_DIGITS digits, equally many of each count")
-    parser.add_argument("--images-per-digit", type=cli.integer(0, MAX_IMAGES), default=20000,
-                        help="training images for each digit count")
-    parser.add_argument("--test-set-size", type=cli.integer(0, MAX_IMAGES), default=1000,
-                        help="test images in all, balanced over the digit counts")
-    parser.add_argument("--height", type=cli.integer(1, MAX_SIDE), default=50,
-                        help="canvas height in pixels")
-    parser.add_argument("--width", type=cli.integer(1, MAX_SIDE), default=50,
-                        help="canvas width in pixels")
-    parser.add_argument("--digit-gap", type=cli.integer(0, MAX_SIDE), default=0,
-                        help="empty pixels required between any two digits")
-    parser.add_argument("--canvas-margin", type=cli.integer(0, MAX_SIDE), default=0,
-                        help="empty pixels required between digits and the canvas edge")
+    cli.add_numeric_options(parser, [
+        ("--max-digits", cli.integer(0, MAX_DIGITS), 2,
+         "images hold 0..MAX_DIGITS digits, equally many of each count"),
+        ("--images-per-digit", cli.integer(0, MAX_IMAGES), 20000,
+         "training images for each digit count"),
+        ("--test-set-size", cli.integer(0, MAX_IMAGES), 1000,
+         "test images in all, balanced over the digit counts"),
+        ("--height", cli.integer(1, MAX_SIDE), 50, "canvas height in pixels"),
+        ("--width", cli.integer(1, MAX_SIDE), 50, "canvas width in pixels"),
+        ("--digit-gap", cli.integer(0, MAX_SIDE), 0, "empty pixels required between any two digits"),
+        ("--canvas-margin", cli.integer(0, MAX_SIDE), 0,
+         "empty pixels required between digits and the canvas edge"),
+    ])
     parser.add_argument("--bbox-overlap", action="store_true",
                         help="forbid overlapping bounding boxes (both axes checked) instead of "
                              "overlapping ink pixels")
-    parser.add_argument("--width-scale", nargs=2,
-                        type=cli.number(0.0, exclusive_minimum=True), default=[1.0, 1.0],
-                        metavar=("MIN", "MAX"), help="range of each digit's horizontal scale")
-    parser.add_argument("--height-scale", nargs=2,
-                        type=cli.number(0.0, exclusive_minimum=True), default=[1.0, 1.0],
-                        metavar=("MIN", "MAX"), help="range of each digit's vertical scale")
+    for name, what in (("width", "horizontal"), ("height", "vertical")):
+        parser.add_argument("--%s-scale" % name, nargs=2,
+                            type=cli.number(0.0, exclusive_minimum=True), default=[1.0, 1.0],
+                            metavar=("MIN", "MAX"), help="range of each digit's %s scale" % what)
     parser.add_argument("--rotation", type=cli.number(), nargs=2, default=[0.0, 0.0],
                         metavar=("MIN", "MAX"), help="range of each digit's rotation in degrees "
                                                      "(counterclockwise)")
@@ -71,15 +68,15 @@ def build_parser():
                         help="grey-scale image (any format Pillow reads, or .npy with values in "
                              "[0, 1]) at least as large as the canvas; a random window of it is "
                              "added to every image and the sum clipped to [0, 1]")
-    parser.add_argument("--background-max-intensity", type=cli.number(0.0, 1.0), default=0.2,
-                        help="background pixel values are scaled to [0, this]")
-    parser.add_argument("--max-attempts", type=cli.integer(1, MAX_IMAGES), default=100,
-                        help="draws of digits per image before an impossible request is reported")
-    parser.add_argument("--seed", type=cli.integer(minimum=0), default=0,
-                        help="random seed (same seed, same bytes)")
-    parser.add_argument("--workers", type=cli.integer(1, MAX_WORKERS),
-                        default=min(os.cpu_count() or 1, MAX_WORKERS),
-                        help="worker processes (the output does not depend on it)")
+    cli.add_numeric_options(parser, [
+        ("--background-max-intensity", cli.number(0.0, 1.0), 0.2,
+         "background pixel values are scaled to [0, this]"),
+        ("--max-attempts", cli.integer(1, MAX_IMAGES), 100,
+         "draws of digits per image before an impossible request is reported"),
+        ("--seed", cli.integer(minimum=0), 0, "random seed (same seed, same bytes)"),
+        ("--workers", cli.integer(1, MAX_WORKERS), min(os.cpu_count() or 1, MAX_WORKERS),
+         "worker processes (the output does not depend on it)"),
+    ])
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
@@ -130,9 +127,7 @@ def run(args):
     return 0
 
 
-def main(argv=None):
-    """Runs the generator; returns the exit status (0 on success, 2 on an error)."""
-    return cli.main(build_parser(), run, argv)
+main = cli.entry_point(build_parser, run)  # main(argv=None) -> exit status
 
 
 if __name__ == "__main__":

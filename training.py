@@ -29,40 +29,34 @@ def build_parser():
     run.add_argument("--results-dir", default="air_results/", help="where everything is written")
     run.add_argument("--resume", action="store_true",
                      help="continue from the latest checkpoint in --results-dir")
-    run.add_argument("--epochs", type=cli.number(0.0, exclusive_minimum=True), default=300,
-                     help="passes over the training set")
-    run.add_argument("--max-iterations", type=cli.integer(minimum=1), default=None,
-                     help="stop after this many iterations (overrides --epochs)")
-    run.add_argument("--seed", type=cli.integer(0, MAX_SEED), default=None,
-                     help="graph, shuffle and sampler seed")
-    run.add_argument("--eval-every", type=cli.integer(minimum=1), default=1000,
-                     help="iterations between held-out evaluations")
-    run.add_argument("--eval-batch-size", type=cli.integer(minimum=1), default=500,
-                     help="images per forward pass of the held-out evaluation")
-    run.add_argument("--heldout-elbo-samples", type=cli.integer(minimum=1), default=4,
-                     metavar="N",
-                     help="samples per held-out image of the sampled ELBO of the discrete model "
-                          "at the final z_pres prior (metrics.csv heldout_discrete_elbo_final_prior)")
-    for group, default in (("scalars", 50), ("variables", 250), ("images", 500),
-                           ("gradients", 100)):
-        run.add_argument("--%s-every" % group, type=cli.integer(minimum=0), default=default,
-                         help="iterations between %s summaries (0: none)" % group)
-    run.add_argument("--save-every", type=cli.integer(minimum=1), default=10000,
-                     help="iterations between checkpoints")
-    run.add_argument("--keep-checkpoints", type=cli.integer(minimum=1), default=5,
-                     help="newest checkpoints kept")
-    run.add_argument("--progress-seconds", type=cli.number(minimum=0.0), default=5.0,
-                     help="seconds between progress lines")
-    run.add_argument("--max-skipped-in-a-row", type=cli.integer(minimum=1), default=100,
-                     help="stop when this many updates in a row had a non-finite loss")
-    run.add_argument("--threads", type=cli.integer(0, MAX_THREADS), default=0,
-                     help="TensorFlow intra/inter-op threads (0: TensorFlow's choice)")
-    run.add_argument("--stop-at-accuracy", type=cli.number(0.0, 1.0, exclusive_minimum=True),
-                     default=None, metavar="A",
-                     help="stop once held-out count accuracy has been >= A at --patience "
-                          "evaluations in a row (resumed runs count their earlier evaluations)")
-    run.add_argument("--patience", type=cli.integer(minimum=1), default=3,
-                     help="evaluations in a row at --stop-at-accuracy before stopping")
+    positive = cli.integer(minimum=1)
+    cli.add_numeric_options(run, [
+        ("--epochs", cli.number(0.0, exclusive_minimum=True), 300, "passes over the training set"),
+        ("--max-iterations", positive, None,
+         "stop after this many iterations (overrides --epochs)"),
+        ("--seed", cli.integer(0, MAX_SEED), None, "graph, shuffle and sampler seed"),
+        ("--eval-every", positive, 1000, "iterations between held-out evaluations"),
+        ("--eval-batch-size", positive, 500,
+         "images per forward pass of the held-out evaluation"),
+        ("--heldout-elbo-samples", positive, 4,
+         "samples per held-out image of the sampled ELBO of the discrete model at the final "
+         "z_pres prior (metrics.csv heldout_discrete_elbo_final_prior)", "N")]
+        + [("--%s-every" % group, cli.integer(minimum=0), default,
+            "iterations between %s summaries (0: none)" % group)
+           for group, default in (("scalars", 50), ("variables", 250), ("images", 500),
+                                  ("gradients", 100))]
+        + [("--save-every", positive, 10000, "iterations between checkpoints"),
+           ("--keep-checkpoints", positive, 5, "newest checkpoints kept"),
+           ("--progress-seconds", cli.number(minimum=0.0), 5.0, "seconds between progress lines"),
+           ("--max-skipped-in-a-row", positive, 100,
+            "stop when this many updates in a row had a non-finite loss"),
+           ("--threads", cli.integer(0, MAX_THREADS), 0,
+            "TensorFlow intra/inter-op threads (0: TensorFlow's choice)"),
+           ("--stop-at-accuracy", cli.number(0.0, 1.0, exclusive_minimum=True), None,
+            "stop once held-out count accuracy has been >= A at --patience evaluations in a row "
+            "(resumed runs count their earlier evaluations)", "A"),
+           ("--patience", positive, 3,
+            "evaluations in a row at --stop-at-accuracy before stopping")])
 
     air_config.add_flags(parser)
     return parser
@@ -79,8 +73,7 @@ def run(args):
     return 0
 
 
-def main(argv=None):
-    return cli.main(build_parser(), run, argv)
+main = cli.entry_point(build_parser, run)  # main(argv=None) -> exit status
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ SAMPLES_DATA = os.path.join("multi_mnist_data", "test.tfrecords")
 MAX_SAMPLES = 100  # rows of samples.png; more would make a figure too tall to look at
 
 
-
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Draw accuracy, loss and attention-sample charts (PNG) of training runs.",

@@ -20,7 +20,6 @@ DEFAULT_PERIOD_MS = 50
 MAX_THREADS = 1024
 
 
-
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Draw digits and watch AIR attend to and reconstruct them in real time.",

@@ -26,7 +26,6 @@ DEFAULT_ELBO_SAMPLES = 200
 MAX_SEED = 2 ** 31 - 1
 
 
-
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Evaluate a trained AIR checkpoint on a multi-MNIST record file: count "

@@ -9,7 +9,6 @@ import sys
 from air import cli
 
 
-
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Copy a training run's latest (or a chosen) checkpoint's model weights and "

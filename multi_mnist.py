@@ -27,7 +27,6 @@ MAX_SIDE = 1000
 MAX_WORKERS = 256
 
 
-
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="multi_mnist.py",

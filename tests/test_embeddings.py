@@ -225,7 +225,7 @@ def test_projector_config_names_existing_files(projector_run):
     for name in names:
         assert os.path.isfile(os.path.join(output, json.loads(name)))
     with open(os.path.join(output, "checkpoint")) as f:
-        assert '"projector.ckpt"' in f.read()  # relative: the folder can move
+        assert '"embeddings.ckpt"' in f.read()  # relative: the folder can move
     from PIL import Image
     with Image.open(os.path.join(output, projector.PCA_NAME)) as pca:
         assert pca.size == (700, 600)  # figsize 7 x 6 inches at 100 dpi

@@ -36,30 +36,44 @@ def read_rows(path, up_to=None):
     return rows
 
 
-def read_values(path):
+def read_values(path, strict=True):
     """Takes a metrics.csv to (columns, rows as dicts of floats sorted by iteration).
 
     Empty cells are NaN. A run that crashed after logging rows it had not checkpointed, and
     was resumed by an older version, can repeat iterations: the later row (the resumed run's)
-    supersedes the earlier. No file gives no columns and no rows.
+    supersedes the earlier. No file gives no columns and no rows. Text that is not a number
+    is a MetricsLogError, or with ``strict=False`` NaN (a file being written as it is read,
+    as sweep.py reads its running trials', can end in half a line).
     """
     if not os.path.isfile(path):
         return (), []
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or "iteration" not in reader.fieldnames:
+            if not strict:
+                return (), []
             raise MetricsLogError("%s has no `iteration` column: not a training metrics file"
                                   % path)
         by_iteration = {}
         for row in reader:
-            try:
-                values = {k: float(v) if v not in ("", None) else math.nan
-                          for k, v in row.items() if k is not None}
-            except ValueError as error:
-                raise MetricsLogError("%s line %d: %s" % (path, reader.line_num, error))
-            by_iteration[values["iteration"]] = values
+            values = {k: _number(v, strict, path, reader.line_num)
+                      for k, v in row.items() if k is not None}
+            if not math.isnan(values["iteration"]):
+                by_iteration[values["iteration"]] = values
         columns = tuple(reader.fieldnames)
     return columns, [by_iteration[k] for k in sorted(by_iteration)]
+
+
+def _number(text, strict, path, line):
+    """A cell of metrics.csv as a float (NaN when empty); see read_values for ``strict``."""
+    if text in ("", None):
+        return math.nan
+    try:
+        return float(text)
+    except ValueError as error:
+        if strict:
+            raise MetricsLogError("%s line %d: %s" % (path, line, error))
+        return math.nan
 
 
 def read_columns(path):

@@ -136,6 +136,24 @@ def test_read_columns_keeps_the_rows_of_the_resumed_run(tmp_path):
         metrics_log.read_columns(path)
 
 
+def test_read_values_of_a_file_being_written(tmp_path):
+    """sweep.py reads the metrics.csv of running trials: a half-written last line is NaN
+    there (strict=False), and an error for charts.py (strict, the default)."""
+    path = str(tmp_path / "metrics.csv")
+    with open(path, "w") as f:
+        f.write("iteration,loss,heldout_accuracy\n1000,5.0,0.1\n2000,4.0,0.2\n3000,na")
+    columns, rows = metrics_log.read_values(path, strict=False)
+    assert columns == ("iteration", "loss", "heldout_accuracy")
+    assert [row["iteration"] for row in rows] == [1000.0, 2000.0, 3000.0]
+    assert np.isnan(rows[-1]["loss"]) and np.isnan(rows[-1]["heldout_accuracy"])
+    with pytest.raises(metrics_log.MetricsLogError, match="line 4"):
+        metrics_log.read_values(path)
+    with open(path, "w") as f:
+        f.write("itera")  # the header itself, half written
+    assert metrics_log.read_values(path, strict=False) == ((), [])
+    assert metrics_log.read_values(str(tmp_path / "missing.csv")) == ((), [])
+
+
 def test_pick_samples_takes_turns_over_digit_counts():
     digits = np.array([2, 2, 0, 1, 2, 0, 1])
     np.testing.assert_array_equal(plots.pick_samples(digits, 5), [2, 3, 0, 5, 6])

@@ -472,7 +472,9 @@ def test_evaluate_rejects_bad_counts_given_as_numbers(handmade):
     model_dir, data, _, _ = handmade
     for bad in ({"elbo_samples": 0}, {"importance_samples": -1}, {"seed": -5},
                 {"elbo_samples": 2.5}, {"importance_samples": True}):
-        with pytest.raises(cli.UserError, match="must be"):
+        # One line naming the flag: out of range, or not a whole number (2.5, True).
+        with pytest.raises(cli.UserError, match=r"^--(samples|importance-samples|seed): "
+                                                r"(must be at least|expected a whole number)"):
             evaluate.evaluate(model_dir, data, **bad)
 
 
@@ -494,4 +496,4 @@ def test_command_line(tmp_path):
                      flag, value, "--json", str(out_json))
         assert failed.returncode == 2 and failed.stdout == "" and not out_json.exists()
         assert failed.stderr.strip().splitlines() == [
-            "error: %s must be at least 1, got %s" % (flag, value)]
+            "error: argument %s: must be at least 1, got %s" % (flag, value)]

@@ -1,15 +1,7 @@
 """Benchmarks of the project: prints a table and writes bench.json (`make bench`).
 
-Each benchmark is a function registered under a name with ``@benchmark(name, description)``. It
-receives the parsed command-line arguments and returns a list of ``Metric(name, value, unit)``.
-To add one (training, evaluation or demo figures), define a function below and decorate it:
-
-    @benchmark("training", "100 training iterations at the default configuration")
-    def bench_training(args):
-        ...
-        return [Metric("iterations/s", rate, "1/s")]
-
-Results are merged into the JSON file (``--output``): a run with ``--only NAME`` replaces that
+The benchmarks are registered in air/benchmarks.py (``@benchmark(name, description)``). Results
+are merged into the JSON file (``--output``): a run with ``--only NAME`` replaces that
 benchmark's entry and keeps the others.
 
     python bench.py                      # all benchmarks
@@ -21,529 +13,10 @@ import collections
 import datetime
 import json
 import os
-import platform
-import re
-import resource
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
-REPO = os.path.dirname(os.path.abspath(__file__))
-if REPO not in sys.path:  # The model workers run `import bench` from another folder.
-    sys.path.insert(0, REPO)
-
-from air import cli  # noqa: E402
-
-# training.py's default --heldout-elbo-samples and the K of the `iwae` benchmark.
-HELDOUT_ELBO_SAMPLES = 4
-IWAE_SAMPLES = 100
-
-Metric = collections.namedtuple("Metric", ["name", "value", "unit"])
-Benchmark = collections.namedtuple("Benchmark", ["name", "description", "function"])
-
-BENCHMARKS = collections.OrderedDict()
-
-
-def benchmark(name, description):
-    """Decorator registering ``function(args) -> [Metric]`` as benchmark ``name``."""
-    def register(function):
-        if name in BENCHMARKS:
-            raise ValueError("benchmark %r registered twice" % name)
-        BENCHMARKS[name] = Benchmark(name, description, function)
-        return function
-    return register
-
-
-class BenchmarkError(Exception):
-    """A benchmark could not run (the message is one line)."""
-
-
-def _child_cpu_seconds():
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-@benchmark("multi_mnist", "multi_mnist.py with default options (60,000 train + 1,000 test images), "
-                          "as a fresh process, into a temporary folder")
-def bench_multi_mnist(args):
-    from air import mnist
-    mnist_dir = args.mnist_dir
-    try:
-        mnist.load(mnist_dir)  # Verify (or download) first: the timing covers generation only.
-    except mnist.MnistError as e:
-        raise BenchmarkError(str(e))
-    flags = ["--images-per-digit", "100", "--test-set-size", "30"] if args.quick else []
-    output = tempfile.mkdtemp(prefix="bench-multi-mnist-")
-    try:
-        command = [sys.executable, os.path.join(REPO, "multi_mnist.py"), "--mnist-dir", mnist_dir,
-                   "--output-dir", output] + flags
-        cpu = _child_cpu_seconds()
-        start = time.time()
-        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                universal_newlines=True)
-        seconds = time.time() - start
-        cpu = _child_cpu_seconds() - cpu
-        if result.returncode != 0:
-            raise BenchmarkError("multi_mnist.py failed: %s" % result.stderr.strip().splitlines()[-1])
-        images = sum(int(n) for n in re.findall(r"wrote (\d+) records", result.stderr))
-        size = sum(os.path.getsize(os.path.join(output, f)) for f in os.listdir(output))
-    finally:
-        shutil.rmtree(output, ignore_errors=True)
-    return [Metric("wall time", seconds, "s"),
-            Metric("images", images, ""),
-            Metric("images/s", images / seconds, "1/s"),
-            Metric("CPU time (all processes)", cpu, "s"),
-            Metric("output size", size / 2.0 ** 20, "MiB")]
-
-
-@benchmark("demo_latency", "demo.py refresh on one 50x50 drawing (budget 20 ms): test-mode "
-                           "inference, and the whole refresh without Tk; the model in "
-                           "air_results/model if any, else the default configuration untrained "
-                           "(same graph, same cost)")
-def bench_demo_latency(args):
-    import demo
-    repeats = 20 if args.quick else 200
-    rows = demo.benchmark_latency(os.path.join(REPO, "air_results", "model"), repeats)
-    return [Metric(name, value, unit) for name, value, unit in rows]
-
-
-# --- The model: training step and test-mode forward pass (each in a fresh process) ---------
-
-def _model_images_path(args, workdir):
-    """A train.tfrecords of real multi-MNIST images: multi_mnist_data/ if present, else a small
-    set generated into ``workdir``. Returns (path, description)."""
-    path = os.path.join(REPO, "multi_mnist_data", "train.tfrecords")
-    if os.path.isfile(path):
-        return path, "multi_mnist_data/train.tfrecords"
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "multi_mnist.py"), "--mnist-dir", args.mnist_dir,
-         "--output-dir", workdir, "--images-per-digit", "30", "--test-set-size", "10",
-         "--workers", "1", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        universal_newlines=True)
-    if result.returncode != 0:
-        lines = result.stderr.strip().splitlines() or ["no output"]
-        raise BenchmarkError("generating images failed: %s" % lines[-1])
-    return os.path.join(workdir, "train.tfrecords"), "a small set generated by multi_mnist.py"
-
-
-def _heldout_images_path(args, workdir):
-    """The default held-out set (multi_mnist_data/test.tfrecords, 1,000 images) if present, else
-    1,000 held-out images generated into ``workdir``. Returns (path, description)."""
-    path = os.path.join(REPO, "multi_mnist_data", "test.tfrecords")
-    if os.path.isfile(path):
-        return path, "multi_mnist_data/test.tfrecords"
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "multi_mnist.py"), "--mnist-dir", args.mnist_dir,
-         "--output-dir", workdir, "--images-per-digit", "1", "--test-set-size", "1000",
-         "--workers", "1", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        universal_newlines=True)
-    if result.returncode != 0:
-        lines = result.stderr.strip().splitlines() or ["no output"]
-        raise BenchmarkError("generating images failed: %s" % lines[-1])
-    return os.path.join(workdir, "test.tfrecords"), "1,000 held-out images generated by multi_mnist.py"
-
-
-def _run_model_worker(args, kind, iterations, warmup, worker="_model_worker",
-                      images_path=_model_images_path):
-    """Runs ``worker`` (default ``_model_worker``) in a fresh Python, so its peak memory is its
-    own, on the records ``images_path(args, workdir)`` names; returns its dict."""
-    workdir = tempfile.mkdtemp(prefix="bench-model-")
-    try:
-        path, source = images_path(args, workdir)
-        code = ("import sys; sys.path.insert(0, %r); import bench; "
-                "bench.%s(%r, %r, %d, %d)" % (REPO, worker, kind, path, iterations, warmup))
-        result = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, universal_newlines=True)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines:
-        errors = result.stderr.strip().splitlines() or ["no output"]
-        raise BenchmarkError("%s worker failed: %s" % (kind, errors[-1]))
-    figures = json.loads(lines[-1])
-    sys.stderr.write("%s measured on the records in %s; load average %.1f at start, %.1f at "
-                     "end (%d CPUs)\n" % (kind, os.path.dirname(source) or ".",
-                                          figures["load_start"], figures["load_end"],
-                                          os.cpu_count()))
-    return figures
-
-
-def _time_calls(run, iterations, warmup):
-    """Calls run(i) warmup times, then times iterations calls: rate, latency, CPU, memory."""
-    for i in range(warmup):
-        run(i)
-    times = []
-    cpu_start = time.process_time()
-    for i in range(iterations):
-        before = time.perf_counter()
-        run(i)
-        times.append(time.perf_counter() - before)
-    return _figures(times, time.process_time() - cpu_start)
-
-
-def _time_in_turn(first, second, iterations, warmup):
-    """Calls first() and second() in turn, warmup times each, then times iterations calls of
-    each in turn; returns the ``_time_calls`` figures of each."""
-    for _ in range(warmup):
-        first()
-        second()
-    calls = {"first": first, "second": second}
-    times = {name: [] for name in calls}
-    cpu = {name: 0.0 for name in calls}
-    for _ in range(iterations):
-        for name, call in calls.items():
-            cpu_start, start = time.process_time(), time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-            cpu[name] += time.process_time() - cpu_start
-    return [_figures(times[name], cpu[name]) for name in ("first", "second")]
-
-
-def _figures(seconds, cpu_seconds):
-    """Takes the wall times of calls and their total CPU time to ``_time_calls``' figures."""
-    import numpy as np
-    milliseconds = np.array(seconds) * 1000.0
-    return {
-        "iterations": len(seconds), "per_second": len(seconds) / float(np.sum(seconds)),
-        "median_ms": float(np.median(milliseconds)),
-        "p90_ms": float(np.percentile(milliseconds, 90)),
-        "cpu_ms": cpu_seconds / len(seconds) * 1000.0,
-        # ru_maxrss is in KiB on Linux: the peak resident memory of this process only.
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "load_end": os.getloadavg()[0]}
-
-
-def _model_worker(kind, records_path, iterations, warmup):
-    """Times the default configuration in this process; prints one JSON line of figures.
-
-    ``training``: session.run of the train op (Adam step with clipping and the skip of
-    non-finite updates, no summaries) on a constant batch of ``batch_size`` images.
-    ``forward``: the test-mode model (rounded z_pres, posterior means) on one image at a
-    time, fed through a placeholder as the demo does, fetching canvas, boxes and counts.
-    """
-    import itertools
-    cli.quiet_tensorflow()  # a worker's last stderr line is reported: keep it the error
-    import numpy as np
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
-    from air import records
-    from air.air_model import AIRModel
-    from air.config import AIRConfig
-    from air.optimization import build_train_op
-
-    load_start = os.getloadavg()[0]
-    config = AIRConfig()
-    serialized = itertools.islice(records.iterate_records(records_path), config.batch_size)
-    images = np.stack([records.decode_example(s)["image"] for s in serialized])
-    if images.shape != (config.batch_size, config.canvas_height, config.canvas_width):
-        raise ValueError("expected %d images of %dx%d in %s, got %s" % (
-            config.batch_size, config.canvas_height, config.canvas_width, records_path,
-            images.shape))
-    with tf.Graph().as_default():
-        if kind == "training":
-            global_step = tf.train.get_or_create_global_step()
-            model = AIRModel(tf.constant(images), config, training=True, global_step=global_step)
-            fetch = build_train_op(model.loss, config, global_step).train_op
-            placeholder = None
-        else:
-            placeholder = tf.placeholder(tf.float32, [1, config.canvas_height, config.canvas_width])
-            model = AIRModel(placeholder, config, training=False)
-            fetch = [model.canvas, model.boxes, model.steps.live, model.digit_count]
-        with tf.Session() as session:
-            session.run(tf.global_variables_initializer())
-
-            def run(i):
-                feed = None if placeholder is None else {placeholder: images[i % len(images)][None]}
-                session.run(fetch, feed)
-
-            figures = _time_calls(run, iterations, warmup)
-    print(json.dumps(dict(figures, load_start=load_start)))
-
-
-def _training_metrics(figures):
-    """The table rows of a training benchmark."""
-    return [Metric("iterations/s", figures["per_second"], "1/s"),
-            Metric("time per iteration, median", figures["median_ms"], "ms"),
-            Metric("CPU time per iteration (all threads)", figures["cpu_ms"], "ms"),
-            Metric("peak resident memory", figures["peak_mib"], "MiB"),
-            Metric("load average (1 min) at end", figures["load_end"], "")]
-
-
-@benchmark("training_step", "training step of the default configuration (Adam, clipping, skip "
-                            "of non-finite updates; no summaries) on a constant batch of 64 real "
-                            "multi-MNIST images, in a fresh process; targets >= 25 it/s on TF 2.x, "
-                            ">= 20 on TF 1.15, peak memory < 2 GiB")
-def bench_training_step(args):
-    figures = _run_model_worker(args, "training", 20 if args.quick else 300,
-                                3 if args.quick else 30)
-    return _training_metrics(figures)
-
-
-@benchmark("model_forward", "test-mode forward pass of the default configuration on one 50x50 "
-                            "image (fed through a placeholder, as the demo does), in a fresh "
-                            "process")
-def bench_model_forward(args):
-    figures = _run_model_worker(args, "forward", 20 if args.quick else 500,
-                                3 if args.quick else 50)
-    return [Metric("latency, median", figures["median_ms"], "ms"),
-            Metric("latency, 90th percentile", figures["p90_ms"], "ms"),
-            Metric("CPU time per image (all threads)", figures["cpu_ms"], "ms"),
-            Metric("peak resident memory", figures["peak_mib"], "MiB")]
-
-
-# --- Training through tf.data and held-out evaluation (training.py's and evaluate.py's graphs) --
-
-def _pipeline_worker(kind, records_path, iterations, warmup):
-    """Times training.py's or evaluate.py's work in this process; prints one JSON line.
-
-    ``training``: the graph of training.py's loop without summaries: batches from the
-    TFRecords through tf.data (shuffle, repeat, parallel parse, prefetch), the train op and
-    the per-iteration fetches (loss, its terms, accuracy, skip counter).
-    ``heldout``: HeldOutEvaluator (test mode, batches of 500) over the test.tfrecords beside
-    ``records_path``; an iteration is one pass over the file, per_second counts images. In
-    turn with each pass, a pass of training.py's held-out evaluation, which adds the sampled
-    ELBO of HELDOUT_ELBO_SAMPLES samples per image (``with_elbo_*``), with the shipped model/'s
-    weights: the cost of the sampled model grows with the objects it finds, and an untrained
-    model finds few.
-    """
-    cli.quiet_tensorflow()  # a worker's last stderr line is reported: keep it the error
-    import numpy as np
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
-    from air import records
-    from air.air_model import AIRModel
-    from air.config import AIRConfig
-    from air.evaluation import HeldOutEvaluator
-    from air.optimization import build_train_op
-
-    load_start = os.getloadavg()[0]
-    config = AIRConfig()
-    images_per_run = config.batch_size
-    with tf.Graph().as_default():
-        global_step = tf.train.get_or_create_global_step()
-        if kind == "training":
-            dataset = records.batched_dataset(records_path, config.batch_size, shuffle=True,
-                                              repeat=True, drop_remainder=True)
-            batch = tf.data.make_one_shot_iterator(dataset).get_next()
-            model = AIRModel(batch["image"], config, training=True, true_counts=batch["digits"],
-                             global_step=global_step)
-            train_ops = build_train_op(model.loss, config, global_step)
-            fetches = {"step": train_ops.train_op, "finite": train_ops.update_is_finite,
-                       "loss": model.loss, "accuracy": model.accuracy,
-                       "skipped": train_ops.skipped_updates,
-                       "terms": [tf.reduce_mean(t) for t in (
-                           model.reconstruction_loss, model.kl_z_pres, model.kl_z_where,
-                           model.kl_z_what)]}
-        else:
-            test_path = os.path.join(os.path.dirname(records_path), "test.tfrecords")
-            evaluator = HeldOutEvaluator(config, test_path, 500, global_step)
-            images_per_run = sum(1 for _ in records.iterate_records(test_path))
-        with tf.Session() as session:
-            session.run(tf.global_variables_initializer())
-            if kind == "training":
-                figures = _time_calls(lambda i: session.run(fetches), iterations, warmup)
-            else:
-                from air.checkpoints import find_checkpoint, restore_variables
-                restore_variables(session, find_checkpoint(os.path.join(REPO, "model"))[0],
-                                  tf.global_variables(scope="air"))
-                # In turn, so that a change of the machine's load hits both alike.
-                figures, with_elbo = _time_in_turn(
-                    lambda: evaluator.count_metrics(session),
-                    lambda: evaluator.heldout_metrics(session, HELDOUT_ELBO_SAMPLES),
-                    iterations, warmup)
-                figures.update(with_elbo_median_ms=with_elbo["median_ms"],
-                               with_elbo_cpu_ms=with_elbo["cpu_ms"],
-                               load_end=with_elbo["load_end"])
-    figures.update(load_start=load_start, images=images_per_run,
-                   images_per_second=figures["per_second"] * images_per_run)
-    print(json.dumps(figures))
-
-
-@benchmark("training_pipeline", "training.py's loop without summaries: the default configuration "
-                                "fed 64 images per iteration through tf.data from the training "
-                                "TFRecords, in a fresh process; target: within 10% of "
-                                "training_step")
-def bench_training_pipeline(args):
-    figures = _run_model_worker(args, "training", 20 if args.quick else 300,
-                                3 if args.quick else 30, worker="_pipeline_worker")
-    return _training_metrics(figures)
-
-
-@benchmark("heldout_evaluation", "held-out evaluation as in training.py: the test-mode model "
-                                 "over the whole test.tfrecords (batches of 500, through "
-                                 "tf.data, counts and plug-in ELBO), then the same with the "
-                                 "sampled ELBO of training.py's default 4 samples per image "
-                                 "added, in a fresh process")
-def bench_heldout_evaluation(args):
-    figures = _run_model_worker(args, "heldout", 2 if args.quick else 10, 1,
-                                worker="_pipeline_worker")
-    return [Metric("images/s (test mode)", figures["images_per_second"], "1/s"),
-            Metric("images per pass", figures["images"], ""),
-            Metric("time per pass, median (test mode)", figures["median_ms"], "ms"),
-            Metric("time per pass with the sampled ELBO, median", figures["with_elbo_median_ms"],
-                   "ms"),
-            Metric("added by the sampled ELBO, median wall time",
-                   figures["with_elbo_median_ms"] - figures["median_ms"], "ms"),
-            Metric("CPU time per pass (test mode)", figures["cpu_ms"], "ms"),
-            Metric("added by the sampled ELBO, CPU time",
-                   figures["with_elbo_cpu_ms"] - figures["cpu_ms"], "ms"),
-            Metric("peak resident memory", figures["peak_mib"], "MiB"),
-            Metric("load average (1 min) at end", figures["load_end"], "")]
-
-
-def _likelihood_worker(kind, records_path, iterations, warmup):
-    """Times the importance-weighted bound of the shipped model/ (K = IWAE_SAMPLES, or 5 with
-    ``kind`` 'quick') over the records in ``records_path``; prints one JSON line of figures."""
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
-    tf.logging.set_verbosity(tf.logging.ERROR)
-    from air import likelihood, records
-    from air.checkpoints import find_checkpoint, load_config, restore_variables
-
-    load_start = os.getloadavg()[0]
-    samples = 5 if kind == "quick" else IWAE_SAMPLES
-    checkpoint, config_path = find_checkpoint(os.path.join(REPO, "model"))
-    images = records.read_records(records_path).images
-    with tf.Graph().as_default():
-        sampler = likelihood.LogWeightSampler(load_config(config_path))
-        with tf.Session() as session:
-            restore_variables(session, checkpoint)
-            cpu_start, start = time.process_time(), time.perf_counter()
-            report = likelihood.iwae_report(sampler.log_weights(session, images, samples))
-            seconds = time.perf_counter() - start
-            cpu = time.process_time() - cpu_start
-    print(json.dumps(dict(report, seconds=seconds, cpu_seconds=cpu, images=len(images),
-                          load_start=load_start, load_end=os.getloadavg()[0],
-                          peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)))
-
-
-@benchmark("iwae", "importance-weighted bound on log p(x) of the shipped model/ with K = 100 "
-                   "samples per image over the 1,000 held-out images (the default set's if "
-                   "present), as evaluate.py --importance-samples 100 computes it, in a fresh "
-                   "process; target < 120 s")
-def bench_iwae(args):
-    figures = _run_model_worker(args, "quick" if args.quick else "full", 1, 0,
-                                worker="_likelihood_worker", images_path=_heldout_images_path)
-    return [Metric("wall time", figures["seconds"], "s"),
-            Metric("image-samples/s", figures["images"] * figures["iwae_samples"]
-                   / figures["seconds"], "1/s"),
-            Metric("samples per image (K)", figures["iwae_samples"], ""),
-            Metric("images", figures["images"], ""),
-            Metric("IWAE bound per image", figures["log_likelihood_iwae"], "nats"),
-            Metric("CPU time (all threads)", figures["cpu_seconds"], "s"),
-            Metric("peak resident memory", figures["peak_mib"], "MiB"),
-            Metric("load average (1 min) at end", figures["load_end"], "")]
-
-
-# --- Sweeps: trials side by side ---------------------------------------------------------------
-
-def _trial_rates(data_dir, results_root, threads, count, skip, measure):
-    """Starts ``count`` training.py trials at once (as sweep.py runs them: default config, no
-    summaries, ``threads`` TensorFlow threads each) and returns each one's iterations/s over
-    ``measure`` iterations after the first ``skip`` (start-up and graph optimisation)."""
-    processes, logs = [], []
-    for i in range(count):
-        name = "threads-%d-of-%d-trial-%d" % (threads, count, i)
-        log_path = os.path.join(results_root, name + ".log")
-        command = [sys.executable, os.path.join(REPO, "training.py"), "--data-dir", data_dir,
-                   "--results-dir", os.path.join(results_root, name),
-                   "--seed", str(i + 1), "--threads", str(threads), "--progress-seconds", "0",
-                   "--max-iterations", str(skip + measure), "--eval-every", "1000000",
-                   "--save-every", "1000000", "--scalars-every", "0", "--variables-every", "0",
-                   "--images-every", "0", "--gradients-every", "0"]
-        logs.append(log_path)
-        with open(log_path, "w") as log:
-            processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
-    marks = [{} for _ in processes]
-    pattern = re.compile(r"^it (\d+)/", re.M)
-    try:
-        while any(p.poll() is None for p in processes):
-            now = time.time()
-            for i, log_path in enumerate(logs):
-                done = [int(n) for n in pattern.findall(open(log_path).read())]
-                for mark in (skip, skip + measure):
-                    if done and max(done) >= mark and mark not in marks[i]:
-                        marks[i][mark] = now
-            time.sleep(0.05)
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
-    for i, p in enumerate(processes):
-        if p.returncode != 0 or len(marks[i]) < 2:
-            lines = open(logs[i]).read().strip().splitlines() or ["no output"]
-            raise BenchmarkError("trial %d failed: %s" % (i, lines[-1]))
-    return [measure / (m[skip + measure] - m[skip]) for m in marks]
-
-
-@benchmark("sweep_parallel", "sweep.py's trials side by side: total iterations/s of 2 training.py "
-                             "trials at once (1 TensorFlow thread each, default configuration, no "
-                             "summaries) against one trial alone (1 thread, and all threads); "
-                             "target: 2 trials >= 1.3x one trial alone")
-def bench_sweep_parallel(args):
-    workdir = tempfile.mkdtemp(prefix="bench-sweep-")
-    try:
-        train_path, _ = _model_images_path(args, workdir)
-        data_dir = os.path.dirname(train_path)
-        skip, measure = (5, 10) if args.quick else (30, 200)
-        alone = _trial_rates(data_dir, workdir, 1, 1, skip, measure)[0]
-        alone_all = _trial_rates(data_dir, workdir, 0, 1, skip, measure)[0]
-        pair = _trial_rates(data_dir, workdir, 1, 2, skip, measure)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return [Metric("one trial alone, 1 thread", alone, "it/s"),
-            Metric("one trial alone, all threads", alone_all, "it/s"),
-            Metric("2 trials at once, total", sum(pair), "it/s"),
-            Metric("speed-up over one trial, 1 thread", sum(pair) / alone, "x"),
-            Metric("speed-up over one trial, all threads", sum(pair) / alone_all, "x"),
-            Metric("load average (1 min) at end", os.getloadavg()[0], "")]
-
-
-def machine_info():
-    """A description of the machine and software, stored with the results."""
-    info = collections.OrderedDict([
-        ("platform", platform.platform()),
-        ("python", platform.python_version()),
-        ("cpus", os.cpu_count()),
-        ("load average (1 min) at start", round(os.getloadavg()[0], 2)),
-    ])
-    try:  # The TensorFlow version without importing TensorFlow.
-        import pkg_resources
-        for name in ("tensorflow", "tensorflow-gpu"):
-            try:
-                info[name] = pkg_resources.get_distribution(name).version
-            except pkg_resources.DistributionNotFound:
-                pass
-    except ImportError:
-        pass
-    return info
-
-
-def format_value(value):
-    if isinstance(value, int):
-        return "{:,}".format(value)
-    return "{:,.2f}".format(value) if abs(value) < 1000 else "{:,.0f}".format(value)
-
-
-def format_table(results):
-    """A plain-text table: benchmark, metric, value, unit (one row per metric)."""
-    rows = [("benchmark", "metric", "value", "unit")]
-    for name, entry in results.items():
-        if "error" in entry:
-            rows.append((name, "error", entry["error"], ""))
-        for metric in entry.get("metrics", []):
-            rows.append((name, metric["name"], format_value(metric["value"]), metric["unit"]))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = []
-    for k, row in enumerate(rows):
-        lines.append("  ".join(cell.rjust(w) if i == 2 and k else cell.ljust(w)
-                               for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
+from air import benchmarks, cli
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="bench.py", description=__doc__.split("\n\n")[0],
@@ -562,14 +35,14 @@ def build_parser():
 def run(args):
     """Runs the chosen benchmarks, prints the table and merges bench.json; returns the status."""
     if args.list:
-        for item in BENCHMARKS.values():
+        for item in benchmarks.BENCHMARKS.values():
             print("%-16s %s" % (item.name, item.description))
         return 0
-    names = args.only or list(BENCHMARKS)
-    unknown = [name for name in names if name not in BENCHMARKS]
+    names = args.only or list(benchmarks.BENCHMARKS)
+    unknown = [name for name in names if name not in benchmarks.BENCHMARKS]
     if unknown:
         raise cli.UserError("unknown benchmark(s) %s; known: %s"
-                            % (", ".join(unknown), ", ".join(BENCHMARKS)))
+                            % (", ".join(unknown), ", ".join(benchmarks.BENCHMARKS)))
     # Checked before the benchmarks run: minutes of measurements should not end in a traceback.
     if os.path.isdir(args.output):
         raise cli.UserError("--output %s is a folder: give a file name" % args.output)
@@ -578,7 +51,7 @@ def run(args):
     results = collections.OrderedDict()
     failed = False
     for name in names:
-        item = BENCHMARKS[name]
+        item = benchmarks.BENCHMARKS[name]
         sys.stderr.write("bench: running %s ...\n" % name)
         start = time.time()
         entry = collections.OrderedDict([
@@ -589,14 +62,14 @@ def run(args):
         try:
             metrics = item.function(args)
             entry["metrics"] = [collections.OrderedDict(m._asdict()) for m in metrics]
-        except BenchmarkError as e:
+        except benchmarks.BenchmarkError as e:
             entry["error"] = str(e)
             failed = True
         entry["seconds"] = round(time.time() - start, 2)
         results[name] = entry
-    print(format_table(results))
+    print(benchmarks.format_table(results))
 
-    report = collections.OrderedDict([("machine", machine_info()), ("benchmarks", {})])
+    report = collections.OrderedDict([("machine", benchmarks.machine_info()), ("benchmarks", {})])
     if os.path.isfile(args.output):
         try:
             with open(args.output) as f:
@@ -613,8 +86,7 @@ def run(args):
     return 1 if failed else 0
 
 
-def main(argv=None):
-    return cli.main(build_parser(), run, argv)
+main = cli.entry_point(build_parser, run)  # main(argv=None) -> exit status
 
 
 if __name__ == "__main__":

@@ -13,20 +13,13 @@ Writes to the output folder:
 Several runs: give several --results-dir folders, or --compare ones.
 """
 import argparse
-import csv
 import os
 import sys
 
-import numpy as np
-
-from air import cli
+from air import cli, metrics_log
 
 SAMPLES_DATA = os.path.join("multi_mnist_data", "test.tfrecords")
 MAX_SAMPLES = 100  # rows of samples.png; more would make a figure too tall to look at
-
-
-class ChartError(cli.UserError):
-    """A problem with the inputs; printed as one line."""
 
 
 def build_parser():
@@ -50,30 +43,6 @@ def build_parser():
     return parser
 
 
-def read_metrics(path):
-    """Takes a metrics.csv to {column: float array}, rows sorted by iteration.
-
-    A resumed run after a crash can repeat iterations that were logged but not
-    checkpointed; the later row (the one the resumed run wrote) supersedes the earlier.
-    """
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "iteration" not in reader.fieldnames:
-            raise ChartError("%s has no `iteration` column: not a training metrics file" % path)
-        by_iteration = {}
-        for row in reader:
-            try:
-                values = {k: float(v) if v not in ("", None) else np.nan for k, v in row.items()
-                          if k is not None}
-            except ValueError as error:
-                raise ChartError("%s line %d: %s" % (path, reader.line_num, error))
-            by_iteration[values["iteration"]] = values
-        columns = reader.fieldnames
-    rows = [by_iteration[k] for k in sorted(by_iteration)]
-    return {name: np.array([row.get(name, np.nan) for row in rows], np.float64)
-            for name in columns}
-
-
 def run_labels(folders):
     """Short names of the runs: folder names, or whole paths where the names collide."""
     names = [os.path.basename(os.path.normpath(os.path.abspath(f))) for f in folders]
@@ -82,71 +51,24 @@ def run_labels(folders):
 
 
 def load_runs(folders):
-    """Takes results folders to [(label, metrics)]; ChartError for a folder without metrics."""
+    """Takes results folders to [(label, metrics)]; a UserError for a folder without metrics."""
     runs = []
     for folder, label in zip(folders, run_labels(folders)):
         if not os.path.isdir(folder):
-            raise ChartError("results folder %s does not exist" % folder)
-        path = os.path.join(folder, "metrics.csv")
+            raise cli.UserError("results folder %s does not exist" % folder)
+        path = os.path.join(folder, metrics_log.FILENAME)
         if not os.path.isfile(path):
-            raise ChartError("%s has no metrics.csv (written by training.py at the first "
-                             "held-out evaluation)" % folder)
-        runs.append((label, read_metrics(path)))
+            raise cli.UserError("%s has no metrics.csv (written by training.py at the first "
+                                "held-out evaluation)" % folder)
+        runs.append((label, metrics_log.read_columns(path)))
     return runs
-
-
-def first_iteration_at(metrics, column, level):
-    """The first evaluated iteration at which ``column`` reached ``level`` (None if never)."""
-    reached = np.nonzero(metrics[column] >= level)[0]
-    return int(metrics["iteration"][reached[0]]) if len(reached) else None
-
-
-def run_table(runs, level=0.98):
-    """A Markdown table of each run: length, speed, when it reached ``level``, final accuracy.
-
-    Wall time and iterations/s span the first to the last held-out evaluation (metrics.csv
-    holds no earlier timestamp), so they leave out the first --eval-every iterations.
-    Columns a metrics file lacks are shown as "-".
-    """
-    lines = ["| run | iterations | wall time (first to last evaluation) | iterations/s | "
-             "first iteration at >= %g%% | final held-out accuracy: all / 0 / 1 / 2 digits |"
-             % (100 * level), "|---|---|---|---|---|---|"]
-    missing = np.array([])
-    for label, metrics in runs:
-        iterations = metrics["iteration"]
-        if not len(iterations):
-            continue
-        times = metrics.get("wall_time", missing)
-        if len(times) and times[-1] > times[0]:
-            span = times[-1] - times[0]
-            wall, rate = "%.0f min" % (span / 60.0), "%.1f" % ((iterations[-1] - iterations[0]) / span)
-        else:
-            wall, rate = "-", "-"
-        first = (first_iteration_at(metrics, "heldout_accuracy", level)
-                 if "heldout_accuracy" in metrics else "-")
-        final = " / ".join("%.3f" % metrics[c][-1] if c in metrics else "-" for c in (
-            "heldout_accuracy", "heldout_accuracy_0", "heldout_accuracy_1", "heldout_accuracy_2"))
-        lines.append("| %s | %d | %s | %s | %s | %s |" % (
-            label, iterations[-1], wall, rate, "never" if first is None else first, final))
-    return "\n".join(lines) + "\n"
-
-
-def pick_samples(digit_counts, count):
-    """Indices of ``count`` images taking turns over the digit counts (0, 1, 2, 0, ...)."""
-    by_count = [list(np.flatnonzero(digit_counts == k)) for k in np.unique(digit_counts)]
-    chosen = []
-    while len(chosen) < count and any(by_count):
-        for indices in by_count:
-            if indices and len(chosen) < count:
-                chosen.append(indices.pop(0))
-    return np.array(chosen, np.int64)
 
 
 def samples_data_path(results_dir, explicit):
     """The record file for the samples: --data, or the usual places; None if none exists."""
     if explicit is not None:
         if not os.path.isfile(explicit):
-            raise ChartError("data file %s not found" % explicit)
+            raise cli.UserError("data file %s not found" % explicit)
         return explicit
     parent = os.path.dirname(os.path.normpath(os.path.abspath(results_dir)))
     for candidate in (os.path.join(parent, SAMPLES_DATA), SAMPLES_DATA):
@@ -157,9 +79,9 @@ def samples_data_path(results_dir, explicit):
 
 def draw_samples(results_dir, data_arg, count, path, dpi):
     """Writes samples.png from the run's newest checkpoint; returns a message if skipped."""
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
-    from air import checkpoints, inference, plots, records
+    tf = cli.import_tensorflow()
+    from air import checkpoints, inference, plots
+    from air.data import records
 
     model_dir = os.path.join(results_dir, "model")
     if not os.path.isdir(model_dir):
@@ -176,7 +98,7 @@ def draw_samples(results_dir, data_arg, count, path, dpi):
     try:
         data = records.read_records(data_path)
     except (tf.errors.OpError, ValueError, IOError) as error:
-        raise ChartError("cannot read %s: %s" % (data_path, str(error).strip().splitlines()[0]))
+        raise cli.UserError("cannot read %s: %s" % (data_path, str(error).strip().splitlines()[0]))
     if len(data.images) == 0:
         return "samples skipped: %s holds no images" % data_path
     if data.images.shape[1:] != (config.canvas_height, config.canvas_width):
@@ -184,15 +106,12 @@ def draw_samples(results_dir, data_arg, count, path, dpi):
             data_path, data.images.shape[1], data.images.shape[2], config.canvas_height,
             config.canvas_width)
         if data_arg is not None:
-            raise ChartError(message)
+            raise cli.UserError(message)
         return "samples skipped: " + message
-    chosen = pick_samples(data.digits, count)
+    chosen = plots.pick_samples(data.digits, count)
     images = data.images[chosen]
-    try:
-        with inference.LoadedModel(os.path.dirname(checkpoint), checkpoint) as model:
-            inferred = model.predict(images)
-    except checkpoints.CheckpointError as error:
-        raise ChartError(error)
+    with inference.LoadedModel(os.path.dirname(checkpoint), checkpoint) as model:
+        inferred = model.predict(images)
     step = checkpoints.checkpoint_step(checkpoint)
     title = "%s, %s" % (os.path.basename(os.path.normpath(os.path.abspath(results_dir))),
                         "iteration %d" % step if step is not None else checkpoint)
@@ -207,8 +126,8 @@ def charts(results_dirs, output_dir=None, data=None, samples=8, dpi=100):
     from air import plots
     runs = load_runs(results_dirs)
     if not any(len(metrics["iteration"]) for _, metrics in runs):
-        raise ChartError("no metrics rows yet in %s: wait for the first held-out evaluation "
-                         "(--eval-every)" % ", ".join(results_dirs))
+        raise cli.UserError("no metrics rows yet in %s: wait for the first held-out evaluation "
+                            "(--eval-every)" % ", ".join(results_dirs))
     output_dir = output_dir or os.path.join(results_dirs[0], "charts")
     os.makedirs(output_dir, exist_ok=True)
     written = []
@@ -218,7 +137,7 @@ def charts(results_dirs, output_dir=None, data=None, samples=8, dpi=100):
         written.append(path)
     path = os.path.join(output_dir, "runs.md")
     with open(path, "w") as f:
-        f.write(run_table(runs))
+        f.write(metrics_log.runs_table(runs))
     written.append(path)
     if samples > 0:
         path = os.path.join(output_dir, "samples.png")
@@ -231,9 +150,9 @@ def charts(results_dirs, output_dir=None, data=None, samples=8, dpi=100):
 
 
 def run(args):
-    """Draws the charts and prints what was written (ChartError on bad input)."""
+    """Draws the charts and prints what was written (a UserError on bad input)."""
     if args.output_dir and os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
-        raise ChartError("--output-dir %s is a file, not a folder" % args.output_dir)
+        raise cli.UserError("--output-dir %s is a file, not a folder" % args.output_dir)
     written = charts(args.results_dir + args.compare, args.output_dir, args.data,
                      args.samples, args.dpi)
     for path in written:
@@ -244,8 +163,7 @@ def run(args):
     return 0
 
 
-def main(argv=None):
-    return cli.main(build_parser(), run, argv)
+main = cli.entry_point(build_parser, run)  # main(argv=None) -> exit status
 
 
 if __name__ == "__main__":

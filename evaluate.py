@@ -13,9 +13,7 @@ z_pres prior (air/likelihood.py), each with its standard error over images. Prin
 table; --json also writes the report with the keys of ``air.evaluation.REPORT_KEYS``.
 """
 import argparse
-import json
 import os
-import re
 import sys
 
 from air import cli
@@ -26,10 +24,6 @@ from air import cli
 DEFAULT_ELBO_SAMPLES = 200
 # Seeds key TensorFlow's stateless samplers (int64); kept to non-negative 32-bit integers.
 MAX_SEED = 2 ** 31 - 1
-
-
-class EvaluationError(cli.UserError):
-    """A problem with the inputs; printed as one line."""
 
 
 def build_parser():
@@ -61,18 +55,18 @@ def build_parser():
 
 
 def _whole_number(value, flag, minimum, maximum=None):
-    """Takes a count given to ``evaluate`` (int or text) to an int in range; EvaluationError
+    """Takes a count given to ``evaluate`` (int or text) to an int in range; a UserError
     otherwise (the same rule as the command-line flag)."""
     if isinstance(value, bool):
         value = repr(value)
     try:
         return cli.integer(minimum, maximum)(str(value))
     except argparse.ArgumentTypeError as error:
-        raise EvaluationError("%s: %s" % (flag, error))
+        raise cli.UserError("%s: %s" % (flag, error))
 
 
 def check_counts(elbo_samples, importance_samples, seed):
-    """Takes (N, K or None, seed), as text or ints, to ints; EvaluationError when out of range."""
+    """Takes (N, K or None, seed), as text or ints, to ints; a UserError when out of range."""
     return (_whole_number(elbo_samples, "--samples", 1),
             None if importance_samples is None else
             _whole_number(importance_samples, "--importance-samples", 1),
@@ -83,37 +77,32 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
              importance_samples=None, seed=0):
     """Takes a model folder (or checkpoint) and a record file to (report dict, checkpoint, step).
 
-    Raises EvaluationError for inputs that cannot be evaluated.
+    Raises a UserError for inputs that cannot be evaluated.
     """
     # Checked before TensorFlow is imported, so the commonest mistakes fail at once.
     elbo_samples, importance_samples, seed = check_counts(elbo_samples, importance_samples, seed)
     batch_size = _whole_number(batch_size, "--batch-size", 1)
     if not os.path.exists(model_dir) and not os.path.isfile(model_dir + ".index"):
-        raise EvaluationError("model folder or checkpoint %s does not exist" % model_dir)
+        raise cli.UserError("model folder or checkpoint %s does not exist" % model_dir)
     if not os.path.isfile(data_path):
-        raise EvaluationError("data file %s not found (make it with `make data` or "
-                              "multi_mnist.py)" % data_path)
+        raise cli.UserError("data file %s not found (make it with `make data` or "
+                            "multi_mnist.py)" % data_path)
 
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
-    from air import records
-    from air.checkpoints import (CheckpointError, checkpoint_step, find_checkpoint, load_config,
-                                 restore_variables)
+    tf = cli.import_tensorflow()
+    from air.data import records
+    from air.checkpoints import checkpoint_step, find_checkpoint, load_config, restore_variables
     from air.evaluation import HeldOutEvaluator
 
-    try:
-        checkpoint, config_path = find_checkpoint(model_dir)
-        config = load_config(config_path)
-        step = checkpoint_step(checkpoint)
-    except CheckpointError as error:
-        raise EvaluationError(error)
+    checkpoint, config_path = find_checkpoint(model_dir)
+    config = load_config(config_path)
+    step = checkpoint_step(checkpoint)
     try:
         height, width = records.image_shape(data_path)
     except (tf.errors.OpError, ValueError, IOError) as error:
-        raise EvaluationError("%s is not a readable record file: %s" % (
+        raise cli.UserError("%s is not a readable record file: %s" % (
             data_path, str(error).strip().splitlines()[0] if str(error).strip() else error))
     if (height, width) != (config.canvas_height, config.canvas_width):
-        raise EvaluationError("%s holds %dx%d images but the model expects %dx%d (%s)" % (
+        raise cli.UserError("%s holds %dx%d images but the model expects %dx%d (%s)" % (
             data_path, height, width, config.canvas_height, config.canvas_width, config_path))
 
     with tf.Graph().as_default():
@@ -122,96 +111,36 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
         global_step = None if step is None else tf.constant(step, tf.int64)
         evaluator = HeldOutEvaluator(config, data_path, batch_size, global_step, seed=seed)
         with tf.Session() as session:
-            try:
-                restore_variables(session, checkpoint)
-            except CheckpointError as error:
-                raise EvaluationError(error)
+            restore_variables(session, checkpoint)
             try:
                 report = evaluator.report(session, elbo_samples, importance_samples)
             except tf.errors.OpError as error:
-                raise EvaluationError("cannot read %s: %s" % (
+                raise cli.UserError("cannot read %s: %s" % (
                     data_path, error.message.strip().splitlines()[0]))
             except ValueError as error:  # An empty file.
-                raise EvaluationError(error)
+                raise cli.UserError(error)
     return report, checkpoint, step
 
 
-def format_report(report, checkpoint=None, step=None, data_path=None):
-    """Takes an evaluation report to the printed table (a string)."""
-    lines = []
-    if checkpoint is not None:
-        lines.append("model   %s%s" % (checkpoint, "" if step is None else
-                                       " (iteration %d)" % step))
-    if data_path is not None:
-        lines.append("data    %s (%d images)" % (data_path, report["images"]))
-    confusion = report["confusion"]
-    predicted = len(confusion[0])
-    lines.append("")
-    lines.append("digits  images  accuracy  | found: " + " ".join("%5d" % k for k in range(predicted)))
-    for true_count, row in enumerate(confusion):
-        images = sum(row)
-        if images == 0:
-            continue
-        accuracy = report["count_accuracy_by_digits"].get(str(true_count), float("nan"))
-        lines.append("%-6d  %6d  %8.4f  |        " % (true_count, images, accuracy)
-                     + " ".join("%5d" % n for n in row))
-    lines.append("all     %6d  %8.4f" % (report["images"], report["count_accuracy"]))
-    lines.append("")
-    lines.append("mean IoU of matched boxes        %s" % _optional(report["mean_iou"], "%.4f"))
-    lines.append("true digits found at IoU >= 0.5  %s" % _optional(report["box_recall_iou50"],
-                                                                  "%.4f"))
-    lines.append("")
-    lines.append("discrete model, z_pres prior log-odds %.2f (end of the schedule), seed %d:"
-                 % (report["z_pres_prior_log_odds"], report["seed"]))
-    lines.append("ELBO per image                   %s  (%d samples; Monte Carlo error %s)" % (
-        _with_stderr(report["elbo"], report["elbo_stderr"]), report["elbo_samples"],
-        _optional(report["elbo_monte_carlo_stderr"], "%.2f")))
-    if report["log_likelihood_iwae"] is not None:
-        lines.append("log p(x) >= (IWAE bound)         %s  (%d samples)" % (
-            _with_stderr(report["log_likelihood_iwae"], report["log_likelihood_iwae_stderr"]),
-            report["iwae_samples"]))
-    lines.append("plug-in ELBO at the means        %.2f  (not a bound)"
-                 % report["plugin_elbo_at_means"])
-    return "\n".join(lines)
-
-
-def _with_stderr(value, stderr):
-    """'value +- stderr' (standard error over images), or the value alone for one image."""
-    return "%.2f" % value if stderr is None else "%.2f +- %.2f" % (value, stderr)
-
-
-def report_json(report):
-    """The report as indented JSON text, each confusion row on one line."""
-    text = json.dumps(report, indent=2)
-    # Innermost lists of numbers (the confusion rows) on one line each.
-    return re.sub(r"\[\s+([-0-9.eE,\s]+?)\s+\]",
-                  lambda m: "[%s]" % ", ".join(v.strip() for v in m.group(1).split(",")),
-                  text) + "\n"
-
-
-def _optional(value, pattern):
-    return "n/a" if value is None else pattern % value
-
-
 def run(args):
-    """Evaluates, prints the table and writes the JSON report (EvaluationError on bad input)."""
+    """Evaluates, prints the table and writes the JSON report (a UserError on bad input)."""
     # Checked first: an hour of evaluation should not end in an unwritable path.
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-        raise EvaluationError("cannot write %s: its folder does not exist" % args.json)
+        raise cli.UserError("cannot write %s: its folder does not exist" % args.json)
     if args.json and os.path.isdir(args.json):
-        raise EvaluationError("cannot write %s: it is a folder (give a file name)" % args.json)
+        raise cli.UserError("cannot write %s: it is a folder (give a file name)" % args.json)
     report, checkpoint, step = evaluate(args.model_dir, args.data, args.batch_size,
                                         args.samples, args.importance_samples, args.seed)
-    print(format_report(report, checkpoint, step, args.data), flush=True)
+    from air import evaluation
+    print(evaluation.format_report(report, checkpoint, step, args.data), flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            f.write(report_json(report))
+            f.write(evaluation.report_json(report))
         print("wrote %s" % args.json)
     return 0
 
 
-def main(argv=None):
-    return cli.main(build_parser(), run, argv)
+main = cli.entry_point(build_parser, run)  # main(argv=None) -> exit status
 
 
 if __name__ == "__main__":

@@ -9,10 +9,6 @@ import sys
 from air import cli
 
 
-class ExportError(cli.UserError):
-    """A problem with the arguments; printed as one line."""
-
-
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Copy a training run's latest (or a chosen) checkpoint's model weights and "
@@ -27,15 +23,14 @@ def build_parser():
 
 
 def run(args):
-    """Exports the weights and prints what was written (ExportError/CheckpointError on bad input)."""
+    """Exports the weights and prints what was written (a UserError on bad input)."""
     if os.path.exists(args.output) and not os.path.isdir(args.output):
-        raise ExportError("--output %s is a file, not a folder" % args.output)
+        raise cli.UserError("--output %s is a file, not a folder" % args.output)
     if args.checkpoint is not None and not os.path.isfile(args.checkpoint + ".index"):
-        raise ExportError("--checkpoint %s: no such checkpoint (expected %s.index)"
-                          % (args.checkpoint, args.checkpoint))
-    import tensorflow.compat.v1 as tf
-    tf.disable_v2_behavior()
-    from air.checkpoints import export_weights
+        raise cli.UserError("--checkpoint %s: no such checkpoint (expected %s.index)"
+                            % (args.checkpoint, args.checkpoint))
+    cli.import_tensorflow()
+    from air.inference import export_weights
     exported = export_weights(os.path.join(args.results_dir, "model"), args.output,
                               args.checkpoint)
     size = sum(os.path.getsize(os.path.join(args.output, f)) for f in os.listdir(args.output))
@@ -43,9 +38,7 @@ def run(args):
     return 0
 
 
-def main(argv=None):
-    from air.checkpoints import CheckpointError
-    return cli.main(build_parser(), run, argv, errors=(CheckpointError,))
+main = cli.entry_point(build_parser, run)  # main(argv=None) -> exit status
 
 
 if __name__ == "__main__":

@@ -31,21 +31,18 @@ def build_parser():
     parser.add_argument("--output-dir", default="runs/sweep", help="one folder per trial in here")
     parser.add_argument("--data-dir", default="multi_mnist_data/",
                         help="train.tfrecords and test.tfrecords (multi_mnist.py)")
-    parser.add_argument("--max-iterations", type=cli.integer(minimum=1), default=45000,
-                        help="a trial that has not converged ends here")
-    parser.add_argument("--stop-at-accuracy", type=cli.number(0.0, 1.0, exclusive_minimum=True),
-                        default=0.98,
-                        help="a trial converges when held-out count accuracy stays >= this ...")
-    parser.add_argument("--patience", type=cli.integer(minimum=1), default=3,
-                        help="... at this many evaluations")
-    parser.add_argument("--eval-every", type=cli.integer(minimum=1), default=1000,
-                        help="iterations between held-out evaluations of a trial")
-    parser.add_argument("--save-every", type=cli.integer(minimum=1), default=5000,
-                        help="iterations between checkpoints of a trial")
-    parser.add_argument("--threads", type=cli.integer(0, 256), default=1,
-                        help="TensorFlow threads per trial (one CPU per trial)")
-    parser.add_argument("--parallel", type=cli.integer(1, 1024), default=2,
-                        help="trials at a time (CPUs of the local Ray cluster)")
+    cli.add_numeric_options(parser, [
+        ("--max-iterations", cli.integer(minimum=1), 45000,
+         "a trial that has not converged ends here"),
+        ("--stop-at-accuracy", cli.number(0.0, 1.0, exclusive_minimum=True), 0.98,
+         "a trial converges when held-out count accuracy stays >= this ..."),
+        ("--patience", cli.integer(minimum=1), 3, "... at this many evaluations"),
+        ("--eval-every", cli.integer(minimum=1), 1000,
+         "iterations between held-out evaluations of a trial"),
+        ("--save-every", cli.integer(minimum=1), 5000, "iterations between checkpoints of a trial"),
+        ("--threads", cli.integer(0, 256), 1, "TensorFlow threads per trial (one CPU per trial)"),
+        ("--parallel", cli.integer(1, 1024), 2, "trials at a time (CPUs of the local Ray cluster)"),
+    ])
     parser.add_argument("--ray", action="store_true",
                         help="run the trials as Ray tasks (Python >= 3.9 with ray installed)")
     parser.add_argument("--address", default=None,
@@ -126,8 +123,7 @@ def _run_jobs(args, jobs, options, trials):
               "resume" % stop.signal_name, flush=True)
 
 
-def main(argv=None):
-    return cli.main(build_parser(), run, argv)
+main = cli.entry_point(build_parser, run)  # main(argv=None) -> exit status
 
 
 if __name__ == "__main__":

@@ -71,6 +71,33 @@ LogDensity = collections.namedtuple("LogDensity", ["prior", "posterior"])
 # Smallest window (as a fraction of the canvas): keeps the inverse transform finite.
 MIN_SCALE = 1e-3
 
+# Seed offsets of the samplers: step t's z_pres, z_where and z_what samplers use offset
+# LATENTS_PER_STEP * t + Z_PRES_SEED (+ Z_WHERE_SEED, + Z_WHAT_SEED), so every step and latent
+# has its own; the decoder noise of step t uses DECODER_NOISE_SEED + t, above the latents'
+# offsets for any max_steps below 333. Changing them changes every seeded sample.
+LATENTS_PER_STEP = 3
+Z_PRES_SEED, Z_WHERE_SEED, Z_WHAT_SEED = 0, 1, 2
+DECODER_NOISE_SEED = 1000
+
+
+def latent_seed_offset(t, latent_seed):
+    """The seed offset of one latent's sampler at step t (see LATENTS_PER_STEP)."""
+    return LATENTS_PER_STEP * t + latent_seed
+
+
+def stop_rule(stopping_sum, z_pres, threshold):
+    """The ACT-style stop: takes the stopping sum before a step [B], the step's z_pres [B] and
+    the threshold to (attempted, the sum after the step, live), each [B].
+
+    A step is attempted (its z_pres KL is charged) while the sum before it is below the
+    threshold; its object exists (live: its canvas contribution and its other KLs count) only
+    while the sum including this step stays below it.
+    """
+    attempted = tf.cast(stopping_sum < threshold, tf.float32)
+    stopping_sum = stopping_sum + (1.0 - z_pres)
+    live = tf.cast(stopping_sum < threshold, tf.float32)
+    return attempted, stopping_sum, live
+
 
 def z_pres_prior_log_odds(config, step):
     """Prior log-odds of z_pres at an iteration: smooth exponential decay of the odds, floored.
@@ -204,7 +231,7 @@ class AIRModel:
         """The key [2] of one stateless sampling op of the sampled discrete model: sample_seed
         with its second half spread so that every (key, op) pair gets its own stream."""
         key = tf.cast(self._sample_seed, tf.int64)
-        return tf.stack([key[0], key[1] * (3 * self.config.max_steps) + offset])
+        return tf.stack([key[0], key[1] * (LATENTS_PER_STEP * self.config.max_steps) + offset])
 
     def _gaussian_sample(self, mean, std, offset):
         """A reparameterised N(mean, std^2) sample: the stateful sampler while training, the
@@ -251,6 +278,14 @@ class AIRModel:
         self.boxes = transformer.window_boxes(
             self.steps.scale, self.steps.shift, config.canvas_height, config.canvas_width)
 
+        self._build_loss()
+        if self.discrete_sample:
+            self._build_log_weight(step_densities)
+
+    def _build_loss(self):
+        """The per-image reconstruction loss and KL terms [B], their sum (the negative ELBO)
+        and its batch mean, the loss."""
+        config = self.config
         self.reconstruction_loss = -tf.reduce_sum(bernoulli_log_likelihood(
             self.images, self.canvas, config.likelihood_epsilon_placement,
             config.likelihood_epsilon), axis=[1, 2])
@@ -260,8 +295,6 @@ class AIRModel:
         self.negative_elbo = (self.reconstruction_loss + self.kl_z_pres + self.kl_z_where
                               + self.kl_z_what)
         self.loss = tf.reduce_mean(self.negative_elbo)
-        if self.discrete_sample:
-            self._build_log_weight(step_densities)
 
     def _build_log_weight(self, step_densities):
         """The steps' LogDensity -> per-image log p(x|z), log p(z), log q(z|x) and the log
@@ -283,12 +316,8 @@ class AIRModel:
         window = transformer.crop(self.images, scale, shift, config.window_size)
         z_what_mean, z_what_std, z_what, kl_z_what, reconstruction, _ = self._what(t, window)
 
-        # Stopping: the z_pres KL is charged whenever the step ran (the sum before this
-        # step was below the threshold); the object, its canvas contribution and its other
-        # KLs only while the sum including this step stays below it.
-        attempted = tf.cast(prev.stopping_sum < config.stopping_threshold, tf.float32)
-        stopping_sum = prev.stopping_sum + (1.0 - z_pres)
-        live = tf.cast(stopping_sum < config.stopping_threshold, tf.float32)
+        attempted, stopping_sum, live = stop_rule(prev.stopping_sum, z_pres,
+                                                  config.stopping_threshold)
         pasted = transformer.paste(reconstruction, scale, shift,
                                    config.canvas_height, config.canvas_width)
         canvas = prev.canvas + (live * z_pres)[:, None, None] * pasted
@@ -331,9 +360,8 @@ class AIRModel:
         z_pres_density = LogDensity(
             prior=dist.bernoulli_log_probability(z_pres, self.z_pres_prior_log_odds),
             posterior=dist.bernoulli_log_probability(z_pres, z_pres_log_odds))
-        attempted = tf.cast(prev.stopping_sum < config.stopping_threshold, tf.float32)
-        stopping_sum = prev.stopping_sum + (1.0 - z_pres)
-        live = tf.cast(stopping_sum < config.stopping_threshold, tf.float32)
+        attempted, stopping_sum, live = stop_rule(prev.stopping_sum, z_pres,
+                                                  config.stopping_threshold)
 
         batch = tf.shape(live)[0]
         rows = tf.boolean_mask(tf.range(batch), live > 0.0)
@@ -371,9 +399,10 @@ class AIRModel:
         config = self.config
         z_pres_log_odds = networks.mlp(
             hidden, [config.z_pres_hidden_units], 1, "z_pres", tf.nn.relu)[:, 0]
+        seed_offset = latent_seed_offset(t, Z_PRES_SEED)
         if self.training:
             z_pres_logit = dist.binary_concrete_sample_logit(
-                z_pres_log_odds, config.concrete_temperature, self._seed_for(3 * t))
+                z_pres_log_odds, config.concrete_temperature, self._seed_for(seed_offset))
             z_pres = tf.sigmoid(z_pres_logit)
             kl_z_pres = dist.binary_concrete_kl_sample(
                 z_pres_logit, z_pres_log_odds, self.z_pres_prior_log_odds,
@@ -381,7 +410,7 @@ class AIRModel:
         elif self.discrete_sample:
             # Its KL term is the log-probability ratio of the value used (_sampled_step).
             uniform = tf.random.stateless_uniform(
-                tf.shape(z_pres_log_odds), seed=self._stateless_seed(3 * t),
+                tf.shape(z_pres_log_odds), seed=self._stateless_seed(seed_offset),
                 minval=np.finfo(np.float32).tiny, maxval=1.0)
             z_pres = dist.bernoulli_sample(z_pres_log_odds, uniform)
             kl_z_pres = None
@@ -412,7 +441,8 @@ class AIRModel:
                     networks.mlp(hidden, units, 1, "scale_log_variance"),
                     networks.mlp(hidden, units, 2, "shift_log_variance")], axis=1)
             z_where_std = tf.exp(0.5 * z_where_log_variance)
-        z_where = (self._gaussian_sample(z_where_mean, z_where_std, 3 * t + 1)
+        z_where = (self._gaussian_sample(z_where_mean, z_where_std,
+                                         latent_seed_offset(t, Z_WHERE_SEED))
                    if self._samples_latents else z_where_mean)
         scale = tf.maximum(window_scale(z_where[:, 0], config.scale_transform), MIN_SCALE)
         shift = tf.tanh(z_where[:, 1:]) if config.shift_transform == "tanh" else z_where[:, 1:]
@@ -454,7 +484,8 @@ class AIRModel:
                 z_what_mean = networks.dense(encoded, latent, "mean")
                 z_what_log_variance = networks.dense(encoded, latent, "log_variance")
             z_what_std = tf.exp(0.5 * z_what_log_variance)
-        z_what = (self._gaussian_sample(z_what_mean, z_what_std, 3 * t + 2)
+        z_what = (self._gaussian_sample(z_what_mean, z_what_std,
+                                        latent_seed_offset(t, Z_WHAT_SEED))
                   if self._samples_latents else z_what_mean)
         density = None
         if self.discrete_sample:
@@ -476,7 +507,7 @@ class AIRModel:
         if self.training:
             # Noise on the logits keeps the decoder from relying on exact intensities.
             decoder_logits += config.vae_likelihood_std * tf.random_normal(
-                tf.shape(decoder_logits), seed=self._seed_for(1000 + t))
+                tf.shape(decoder_logits), seed=self._seed_for(DECODER_NOISE_SEED + t))
         reconstruction = tf.reshape(tf.sigmoid(decoder_logits), [-1, size, size])
         return z_what_mean, z_what_std, z_what, kl_z_what, reconstruction, density
 

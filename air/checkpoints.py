@@ -1,4 +1,4 @@
-"""Model folders and checkpoints: finding, reading, restoring and exporting them.
+"""Model folders and checkpoint files: finding, reading and restoring them (files only).
 
 A model folder holds ``config.json`` and TensorFlow checkpoints (``model.ckpt-STEP`` plus the
 ``checkpoint`` index), as training.py writes to RESULTS_DIR/model. Every function here accepts
@@ -7,18 +7,19 @@ looked up, one checkpoint prefix. Problems are raised as ``CheckpointError`` wit
 message, which the scripts print as ``error: ...``.
 
 TensorFlow is imported inside the functions that need it, so a script can reject a wrong
-folder at once (``read_config``) before paying for TensorFlow's start-up.
+folder at once (``read_config``) before paying for TensorFlow's start-up. The model itself is
+air/inference.py's: building it, saving and exporting its weights.
 """
 import os
-import shutil
 
+from air.cli import UserError
 from air.config import AIRConfig, CONFIG_FILENAME
 
-EXPORT_NAME = "model.ckpt"
+CHECKPOINT_PREFIX = "model.ckpt"  # A model folder's checkpoints are CHECKPOINT_PREFIX-STEP.
 INDEX_FILENAME = "checkpoint"  # TensorFlow's list of a folder's checkpoints.
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A model folder, checkpoint or config.json that cannot be used; the message is one line."""
 
 
@@ -136,35 +137,6 @@ def restore_variables(session, checkpoint, variables=None):
         tf.train.Saver(var_list=variables).restore(session, checkpoint)
     except (tf.errors.OpError, ValueError) as error:
         raise CheckpointError("cannot restore %s: %s" % (checkpoint, _first_line(error)))
-
-
-def export_weights(model_dir, output_dir, checkpoint=None):
-    """Copies the model weights and global step of a checkpoint into a fresh model folder.
-
-    ``model_dir`` is a training run's model (or results) folder; its latest checkpoint, or
-    ``checkpoint`` if given, is read. ``output_dir`` receives ``model.ckpt-STEP`` (no optimiser
-    slots), a ``checkpoint`` index with a relative path (the folder can be moved) and
-    config.json. Returns the new prefix; raises CheckpointError for an unusable model folder.
-    """
-    import tensorflow.compat.v1 as tf
-    from air.air_model import AIRModel
-    from air.inference import SCOPE
-    latest, config_path = find_checkpoint(model_dir)
-    config = load_config(config_path)
-    with tf.Graph().as_default():
-        images = tf.placeholder(tf.float32, [None, config.canvas_height, config.canvas_width])
-        AIRModel(images, config, training=False, scope=SCOPE)
-        global_step = tf.train.get_or_create_global_step()
-        variables = tf.trainable_variables() + [global_step]
-        with tf.Session() as session:
-            restore_variables(session, checkpoint or latest, variables)
-            os.makedirs(output_dir, exist_ok=True)
-            saver = tf.train.Saver(variables, save_relative_paths=True)
-            exported = saver.save(session, os.path.join(output_dir, EXPORT_NAME),
-                                  global_step=int(session.run(global_step)),
-                                  write_meta_graph=False)
-    shutil.copyfile(config_path, os.path.join(output_dir, CONFIG_FILENAME))
-    return exported
 
 
 def _first_line(error):

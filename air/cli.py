@@ -41,16 +41,12 @@ def first_line(error):
 
 def integer(minimum=None, maximum=None):
     """Takes bounds to an argparse type: text -> int in [minimum, maximum], else one-line error."""
-    def parse(text):
+    def convert(text):
         try:
-            value = int(text)
+            return int(text)
         except ValueError:
             raise argparse.ArgumentTypeError("expected a whole number, got %r" % text)
-        _check_bounds(value, minimum, maximum, False)
-        return value
-    parse.__name__ = "integer"
-    parse.minimum, parse.maximum, parse.exclusive_minimum = minimum, maximum, False
-    return parse
+    return _bounded_type("integer", convert, minimum, maximum, False)
 
 
 def number(minimum=None, maximum=None, exclusive_minimum=False):
@@ -58,18 +54,43 @@ def number(minimum=None, maximum=None, exclusive_minimum=False):
 
     ``exclusive_minimum`` makes the minimum itself invalid (for "must be positive").
     """
-    def parse(text):
+    def convert(text):
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError("expected a number, got %r" % text)
         if not math.isfinite(value):  # float() accepts "nan", "inf" and overflows like "1e999"
             raise argparse.ArgumentTypeError("expected a finite number, got %r" % text)
+        return value
+    return _bounded_type("number", convert, minimum, maximum, exclusive_minimum)
+
+
+def _bounded_type(name, convert, minimum, maximum, exclusive_minimum):
+    """The argparse type ``name``: ``convert`` (text -> value), then the bounds checked; the
+    bounds stay readable as attributes (tests/test_options.py sweeps the values beyond them)."""
+    def parse(text):
+        value = convert(text)
         _check_bounds(value, minimum, maximum, exclusive_minimum)
         return value
-    parse.__name__ = "number"
+    parse.__name__ = name
     parse.minimum, parse.maximum, parse.exclusive_minimum = minimum, maximum, exclusive_minimum
     return parse
+
+
+def add_numeric_options(parser, options):
+    """Adds options given as (flag, type, default, help) or (flag, type, default, help,
+    metavar) rows to an argparse parser or group; ``type`` is ``integer(...)`` or
+    ``number(...)``."""
+    for flag, kind, default, help_text, *metavar in options:
+        parser.add_argument(flag, type=kind, default=default, help=help_text,
+                            metavar=metavar[0] if metavar else None)
+
+
+def entry_point(build_parser, run):
+    """A script's ``main(argv=None)``: ``main`` below with the script's parser and ``run``."""
+    def script_main(argv=None):
+        return main(build_parser(), run, argv)
+    return script_main
 
 
 def _check_bounds(value, minimum, maximum, exclusive_minimum):
@@ -147,6 +168,14 @@ class _SilentLoader(importlib.abc.Loader):
     def exec_module(self, module):
         with _stderr_silenced():
             self._loader.exec_module(module)
+
+
+def import_tensorflow():
+    """Imports TensorFlow's 1.x API in graph mode, the mode of every graph here, on either stack
+    (TensorFlow 1.15 or 2.x); returns the module, ``tf``. Call ``quiet_tensorflow`` first."""
+    import tensorflow.compat.v1 as tf
+    tf.disable_v2_behavior()
+    return tf
 
 
 # --- The main wrapper ---------------------------------------------------------------------

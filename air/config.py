@@ -4,10 +4,13 @@ The defaults are the published training configuration of continuous-relaxation A
 50x50 multi-MNIST. A config is saved as ``config.json`` beside every checkpoint and read
 back by evaluation, the demo and the embeddings, so these numbers live only here.
 """
+import argparse
 import dataclasses
 import json
 import math
 from typing import Tuple
+
+from air import cli
 
 CONFIG_FILENAME = "config.json"
 
@@ -56,8 +59,10 @@ LEGACY_VALUES = {
 }
 
 
-def _field(default, help_text):
-    return dataclasses.field(default=default, metadata={"help": help_text})
+def _field(default, help_text, positive=False):
+    """A config field: its default, its help (the flag's and the documentation's), and whether
+    it must be positive (checked by AIRConfig)."""
+    return dataclasses.field(default=default, metadata={"help": help_text, "positive": positive})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,11 +72,14 @@ class AIRConfig:
         "(the original code's graph); fields given explicitly override the preset")
 
     # Canvas and recurrence.
-    canvas_height: int = _field(50, "height of the input images in pixels")
-    canvas_width: int = _field(50, "width of the input images in pixels")
-    max_steps: int = _field(3, "maximum number of inference steps (objects) per image")
-    window_size: int = _field(28, "side in pixels of the square attention window the VAE sees")
-    rnn_units: int = _field(256, "units of the LSTM that decides where to attend next")
+    canvas_height: int = _field(50, "height of the input images in pixels", positive=True)
+    canvas_width: int = _field(50, "width of the input images in pixels", positive=True)
+    max_steps: int = _field(
+        3, "maximum number of inference steps (objects) per image", positive=True)
+    window_size: int = _field(
+        28, "side in pixels of the square attention window the VAE sees", positive=True)
+    rnn_units: int = _field(
+        256, "units of the LSTM that decides where to attend next", positive=True)
     cnn_encoder: bool = _field(
         False, "encode the image with a small CNN before the LSTM instead of feeding raw pixels")
     cnn_filters: Tuple[int, ...] = _field(
@@ -84,7 +92,8 @@ class AIRConfig:
         "the original's LSTM cell) or 'split' (image and step kernels each by their own shape)")
 
     # Object appearance (VAE on the attention window).
-    vae_latent: int = _field(50, "dimension of z_what, the latent code of one object")
+    vae_latent: int = _field(
+        50, "dimension of z_what, the latent code of one object", positive=True)
     vae_recognition_units: Tuple[int, ...] = _field(
         (512, 256), "hidden layers of the encoder: window -> mean and scale of z_what")
     vae_generative_units: Tuple[int, ...] = _field(
@@ -98,10 +107,12 @@ class AIRConfig:
     vae_likelihood_std: float = _field(
         0.3, "std of the Gaussian noise added to the decoder logits while training")
     z_what_prior_mean: float = _field(0.0, "mean of the N(mean, variance) prior of each z_what unit")
-    z_what_prior_variance: float = _field(1.0, "variance of the prior of each z_what unit")
+    z_what_prior_variance: float = _field(
+        1.0, "variance of the prior of each z_what unit", positive=True)
 
     # Object position (z_where = scale latent, shift x, shift y).
-    z_where_hidden_units: int = _field(64, "hidden units of the LSTM output -> z_where network")
+    z_where_hidden_units: int = _field(
+        64, "hidden units of the LSTM output -> z_where network", positive=True)
     z_where_heads: str = _field(
         "shared", "'separate': four hidden-layer nets for the scale mean, scale log-variance, "
         "shift mean and shift log-variance (the original); 'shared': one hidden layer with six "
@@ -112,25 +123,31 @@ class AIRConfig:
     scale_transform: str = _field(
         "sigmoid", "maps the scale latent to window side / canvas side: 'sigmoid' or 'exp'")
     scale_prior_mean: float = _field(-1.0, "prior mean of the scale latent (see scale_transform)")
-    scale_prior_variance: float = _field(0.05, "prior variance of the scale latent")
+    scale_prior_variance: float = _field(0.05, "prior variance of the scale latent", positive=True)
     shift_prior_mean: float = _field(
         0.0, "prior mean of the window centre, in canvas coordinates from -1 to 1")
-    shift_prior_variance: float = _field(1.0, "prior variance of the window centre")
+    shift_prior_variance: float = _field(1.0, "prior variance of the window centre", positive=True)
 
     # Object presence (relaxed z_pres) and stopping.
-    z_pres_hidden_units: int = _field(64, "hidden units of the LSTM output -> z_pres log-odds network")
+    z_pres_hidden_units: int = _field(
+        64, "hidden units of the LSTM output -> z_pres log-odds network", positive=True)
     z_pres_prior_odds_initial: float = _field(
-        1e4, "prior odds of z_pres = 1 at iteration 0 (large: attend to everything at first)")
+        1e4, "prior odds of z_pres = 1 at iteration 0 (large: attend to everything at first)",
+        positive=True)
     z_pres_prior_odds_decay: float = _field(
-        0.1, "factor applied to the prior odds every z_pres_prior_odds_decay_steps iterations")
+        0.1, "factor applied to the prior odds every z_pres_prior_odds_decay_steps iterations",
+        positive=True)
     z_pres_prior_odds_decay_steps: int = _field(
-        3000, "iterations per decay factor; the decay is smooth, applied a little every iteration")
-    z_pres_prior_odds_floor: float = _field(1e-9, "the prior odds never fall below this value")
+        3000, "iterations per decay factor; the decay is smooth, applied a little every iteration",
+        positive=True)
+    z_pres_prior_odds_floor: float = _field(
+        1e-9, "the prior odds never fall below this value", positive=True)
     z_pres_prior_odds_epsilon: float = _field(
         0.0, "added to the prior odds before the log (the original adds 1e-9, so its floor is "
         "log(2e-9) = -20.03 rather than log(1e-9) = -20.72)")
     concrete_temperature: float = _field(
-        1.0, "temperature of the binary Concrete relaxation of z_pres (prior and posterior)")
+        1.0, "temperature of the binary Concrete relaxation of z_pres (prior and posterior)",
+        positive=True)
     stopping_threshold: float = _field(
         0.99, "a step is live while the running sum of (1 - z_pres) stays below this value")
 
@@ -142,9 +159,10 @@ class AIRConfig:
     likelihood_epsilon: float = _field(1e-6, "the eps of likelihood_epsilon_placement")
 
     # Optimisation.
-    learning_rate: float = _field(1e-4, "Adam learning rate")
-    gradient_clip_norm: float = _field(1.0, "gradients are clipped to this global norm")
-    batch_size: int = _field(64, "images per training iteration")
+    learning_rate: float = _field(1e-4, "Adam learning rate", positive=True)
+    gradient_clip_norm: float = _field(
+        1.0, "gradients are clipped to this global norm", positive=True)
+    batch_size: int = _field(64, "images per training iteration", positive=True)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -172,15 +190,10 @@ class AIRConfig:
                 if not math.isfinite(value):  # NaN would pass every range check below
                     raise ValueError("config field %r must be finite, got %r" % (f.name, value))
                 object.__setattr__(self, f.name, float(value))
-        positive = ("canvas_height", "canvas_width", "max_steps", "window_size", "rnn_units",
-                    "vae_latent", "z_where_hidden_units", "z_pres_hidden_units", "batch_size",
-                    "z_pres_prior_odds_decay_steps", "concrete_temperature", "learning_rate",
-                    "gradient_clip_norm", "z_pres_prior_odds_initial", "z_pres_prior_odds_floor",
-                    "z_pres_prior_odds_decay", "scale_prior_variance", "shift_prior_variance",
-                    "z_what_prior_variance")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ValueError("config field %r must be positive, got %r" % (name, getattr(self, name)))
+        for f in dataclasses.fields(self):
+            if f.metadata["positive"] and not getattr(self, f.name) > 0:
+                raise ValueError("config field %r must be positive, got %r"
+                                 % (f.name, getattr(self, f.name)))
         if self.vae_likelihood_std < 0:
             raise ValueError("config field 'vae_likelihood_std' must be 0 or more, got %r"
                              % self.vae_likelihood_std)
@@ -275,3 +288,67 @@ def _is_int(value):
 def config_fields():
     """(name, type, default, help) of every field, for generating command-line flags."""
     return [(f.name, f.type, f.default, f.metadata["help"]) for f in dataclasses.fields(AIRConfig)]
+
+
+class FlagError(cli.UserError):
+    """A model flag AIRConfig refuses; the message names the flag."""
+
+
+def add_flags(parser):
+    """Adds a flag for every AIRConfig field (``--rnn-units 128``, ``--cnn-encoder true``) in
+    a group of its own; a flag not given is absent from the parsed arguments."""
+    group = parser.add_argument_group(
+        "model configuration (defaults: the published configuration; see air/config.py)")
+    for name, kind, default, help_text in config_fields():
+        flag = "--" + name.replace("_", "-")
+        shown = list(default) if isinstance(default, tuple) else default
+        help_text = "%s (default: %s)" % (help_text, shown)
+        if kind is bool:
+            group.add_argument(flag, dest=name, type=_parse_bool, metavar="true|false",
+                               default=argparse.SUPPRESS, help=help_text)
+        elif isinstance(default, tuple):
+            group.add_argument(flag, dest=name, type=cli.integer(minimum=1), nargs="+",
+                               default=argparse.SUPPRESS, help=help_text)
+        else:
+            # Ranges are AIRConfig's to check (overrides_from_args); the types reject text and NaN.
+            parse = {int: cli.integer(), float: cli.number()}.get(kind, kind)
+            group.add_argument(flag, dest=name, type=parse, default=argparse.SUPPRESS,
+                               help=help_text)
+
+
+def _parse_bool(text):
+    value = text.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError("expected true or false, got %r" % text)
+
+
+def overrides_from_args(args):
+    """The config fields given as flags (``add_flags``), a --preset's own fields first.
+
+    Raises FlagError naming the flag for a value AIRConfig refuses, or for a combination of
+    values that are each valid alone.
+    """
+    given = {name: getattr(args, name) for name, _, _, _ in config_fields() if hasattr(args, name)}
+    if "preset" in given:
+        if given["preset"] not in PRESETS:
+            raise FlagError("unknown --preset %r (one of %s)"
+                            % (given["preset"], ", ".join(PRESETS)))
+        given = dict(PRESETS[given["preset"]], **given)
+    for name, value in sorted(given.items()):
+        try:
+            AIRConfig.from_dict({name: value})
+        except ValueError as error:
+            raise FlagError("--%s: %s" % (name.replace("_", "-"), error))
+    try:
+        AIRConfig.from_dict(given)
+    except ValueError as error:
+        raise FlagError(error)
+    return given
+
+
+def from_args(args):
+    """The AIRConfig of the flags (``add_flags``): the defaults with the given fields changed."""
+    return AIRConfig.from_dict(overrides_from_args(args))

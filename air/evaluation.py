@@ -5,11 +5,15 @@ report: counts, boxes matched to the true digits, ELBO and importance-weighted b
 and restoring the checkpoint to evaluate is air/checkpoints.py's job; the likelihood maths is
 air/likelihood.py's.
 """
+import json
+import re
+
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from air import likelihood, records
+from air import likelihood
 from air.air_model import AIRModel
+from air.data import pipeline, records
 
 
 class HeldOutEvaluator:
@@ -29,7 +33,7 @@ class HeldOutEvaluator:
     def __init__(self, config, path, batch_size=500, global_step=None, scope="air", seed=0):
         self.config = config
         self.path = path
-        dataset = records.batched_dataset(
+        dataset = pipeline.batched_dataset(
             path, batch_size, shuffle=False, repeat=False, with_metadata=True,
             height=config.canvas_height, width=config.canvas_width)
         self._iterator = tf.data.make_initializable_iterator(dataset)
@@ -193,3 +197,60 @@ def evaluation_report(predictions, max_steps, likelihood_figures):
     metrics.update(box_metrics(predictions))
     metrics.update(likelihood_figures)
     return {key: metrics[key] for key in REPORT_KEYS}
+
+
+def format_report(report, checkpoint=None, step=None, data_path=None):
+    """Takes an evaluation report to the printed table (a string)."""
+    lines = []
+    if checkpoint is not None:
+        lines.append("model   %s%s" % (checkpoint, "" if step is None else
+                                       " (iteration %d)" % step))
+    if data_path is not None:
+        lines.append("data    %s (%d images)" % (data_path, report["images"]))
+    confusion = report["confusion"]
+    predicted = len(confusion[0])
+    lines.append("")
+    lines.append("digits  images  accuracy  | found: " + " ".join("%5d" % k for k in range(predicted)))
+    for true_count, row in enumerate(confusion):
+        images = sum(row)
+        if images == 0:
+            continue
+        accuracy = report["count_accuracy_by_digits"].get(str(true_count), float("nan"))
+        lines.append("%-6d  %6d  %8.4f  |        " % (true_count, images, accuracy)
+                     + " ".join("%5d" % n for n in row))
+    lines.append("all     %6d  %8.4f" % (report["images"], report["count_accuracy"]))
+    lines.append("")
+    lines.append("mean IoU of matched boxes        %s" % _optional(report["mean_iou"], "%.4f"))
+    lines.append("true digits found at IoU >= 0.5  %s" % _optional(report["box_recall_iou50"],
+                                                                  "%.4f"))
+    lines.append("")
+    lines.append("discrete model, z_pres prior log-odds %.2f (end of the schedule), seed %d:"
+                 % (report["z_pres_prior_log_odds"], report["seed"]))
+    lines.append("ELBO per image                   %s  (%d samples; Monte Carlo error %s)" % (
+        _with_stderr(report["elbo"], report["elbo_stderr"]), report["elbo_samples"],
+        _optional(report["elbo_monte_carlo_stderr"], "%.2f")))
+    if report["log_likelihood_iwae"] is not None:
+        lines.append("log p(x) >= (IWAE bound)         %s  (%d samples)" % (
+            _with_stderr(report["log_likelihood_iwae"], report["log_likelihood_iwae_stderr"]),
+            report["iwae_samples"]))
+    lines.append("plug-in ELBO at the means        %.2f  (not a bound)"
+                 % report["plugin_elbo_at_means"])
+    return "\n".join(lines)
+
+
+def _with_stderr(value, stderr):
+    """'value +- stderr' (standard error over images), or the value alone for one image."""
+    return "%.2f" % value if stderr is None else "%.2f +- %.2f" % (value, stderr)
+
+
+def report_json(report):
+    """The report as indented JSON text, each confusion row on one line."""
+    text = json.dumps(report, indent=2)
+    # Innermost lists of numbers (the confusion rows) on one line each.
+    return re.sub(r"\[\s+([-0-9.eE,\s]+?)\s+\]",
+                  lambda m: "[%s]" % ", ".join(v.strip() for v in m.group(1).split(",")),
+                  text) + "\n"
+
+
+def _optional(value, pattern):
+    return "n/a" if value is None else pattern % value

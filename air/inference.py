@@ -1,23 +1,38 @@
-"""Loading a trained model folder for inference: takes a folder written by training.py to a
-ready-to-run test-mode AIR (z_pres rounded, posterior means) and images to numpy predictions.
+"""The test-mode model of a model folder: building it, loading it for predictions, saving and
+exporting its weights.
 
 A model folder holds ``config.json`` and TensorFlow checkpoints (``model.ckpt-STEP``); finding,
-reading and restoring them is air/checkpoints.py's job. The model is built once, in its own
-``tf.Graph``, on a placeholder of any batch size, so the demo can call ``predict`` many times a
-second and scripts can load several models side by side.
+reading and restoring the files is air/checkpoints.py's job. ``LoadedModel`` builds the model
+once, in its own ``tf.Graph``, on a placeholder of any batch size, so the demo can call
+``predict`` many times a second and scripts can load several models side by side.
 """
 import os
+import shutil
 
 import numpy as np
 
-from air.checkpoints import (CheckpointError, checkpoint_step, find_checkpoint, read_config,
-                             restore_variables)
+from air.checkpoints import (CHECKPOINT_PREFIX, CheckpointError, checkpoint_step,
+                             find_checkpoint, load_config, read_config, restore_variables)
 from air.config import CONFIG_FILENAME
 
 # TensorFlow is imported inside the functions that need it; air/checkpoints.py reads a model
 # folder without it, so a script can reject a wrong folder before TensorFlow's start-up.
 
 SCOPE = "air"
+
+
+def build_test_model(config, global_step=None, batch_size=None, name=None):
+    """Builds the test-mode AIRModel (z_pres rounded, posterior means) on a float32 placeholder
+    [batch_size, H, W] in the current graph; returns (placeholder, model).
+
+    ``global_step`` (a tensor) sets the z_pres prior of the ELBO; without it the prior is at
+    the end of the schedule. The variables are those of training, in scope ``SCOPE``.
+    """
+    import tensorflow.compat.v1 as tf
+    from air.air_model import AIRModel
+    images = tf.placeholder(tf.float32, [batch_size, config.canvas_height, config.canvas_width],
+                            name=name)
+    return images, AIRModel(images, config, training=False, global_step=global_step, scope=SCOPE)
 
 
 class LoadedModel:
@@ -37,18 +52,14 @@ class LoadedModel:
 
     def __init__(self, model_dir, checkpoint=None, threads=0):
         import tensorflow.compat.v1 as tf
-        from air.air_model import AIRModel
         self.config = read_config(model_dir)  # Config errors first, as the scripts report them.
         self.checkpoint = checkpoint or find_checkpoint(model_dir)[0]
         self.step = checkpoint_step(self.checkpoint)
         config = self.config
         self.graph = tf.Graph()
         with self.graph.as_default():
-            self.images = tf.placeholder(
-                tf.float32, [None, config.canvas_height, config.canvas_width], name="images")
             step = None if self.step is None else tf.constant(self.step, tf.int64)
-            self.model = AIRModel(self.images, config, training=False, global_step=step,
-                                  scope=SCOPE)
+            self.images, self.model = build_test_model(config, step, name="images")
             variables = tf.global_variables(scope=SCOPE)
             steps = self.model.steps
             self._fetches = {
@@ -129,14 +140,38 @@ def save_untrained_model(model_dir, config, seed=0):
     serves benchmarks and tests that need a model folder without training one.
     """
     import tensorflow.compat.v1 as tf
-    from air.air_model import AIRModel
     os.makedirs(model_dir, exist_ok=True)
     config.save(os.path.join(model_dir, CONFIG_FILENAME))
     with tf.Graph().as_default():
         tf.set_random_seed(seed)
-        images = tf.placeholder(tf.float32, [None, config.canvas_height, config.canvas_width])
-        AIRModel(images, config, training=False, scope=SCOPE)
+        build_test_model(config)
         saver = tf.train.Saver(tf.global_variables(scope=SCOPE), save_relative_paths=True)
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
-            return saver.save(session, os.path.join(model_dir, "model.ckpt"), global_step=0)
+            return saver.save(session, os.path.join(model_dir, CHECKPOINT_PREFIX), global_step=0)
+
+
+def export_weights(model_dir, output_dir, checkpoint=None):
+    """Copies the model weights and global step of a checkpoint into a fresh model folder.
+
+    ``model_dir`` is a training run's model (or results) folder; its latest checkpoint, or
+    ``checkpoint`` if given, is read. ``output_dir`` receives ``model.ckpt-STEP`` (no optimiser
+    slots), a ``checkpoint`` index with a relative path (the folder can be moved) and
+    config.json. Returns the new prefix; raises CheckpointError for an unusable model folder.
+    """
+    import tensorflow.compat.v1 as tf
+    latest, config_path = find_checkpoint(model_dir)
+    config = load_config(config_path)
+    with tf.Graph().as_default():
+        build_test_model(config)
+        global_step = tf.train.get_or_create_global_step()
+        variables = tf.trainable_variables() + [global_step]
+        with tf.Session() as session:
+            restore_variables(session, checkpoint or latest, variables)
+            os.makedirs(output_dir, exist_ok=True)
+            saver = tf.train.Saver(variables, save_relative_paths=True)
+            exported = saver.save(session, os.path.join(output_dir, CHECKPOINT_PREFIX),
+                                  global_step=int(session.run(global_step)),
+                                  write_meta_graph=False)
+    shutil.copyfile(config_path, os.path.join(output_dir, CONFIG_FILENAME))
+    return exported

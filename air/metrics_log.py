@@ -1,10 +1,28 @@
-"""Reads training.py's metrics.csv (one row per held-out evaluation) and applies its stop rule.
+"""metrics.csv, one row per held-out evaluation of a training run: its columns, its writer, its
+readers, and the stop rule read from it.
 
-training.py (stopping and resuming) and sweep.py (the state of a trial) both read the rows and
-the run of good evaluations here, so the two always agree on when a run has converged.
+training.py (writing, stopping and resuming), sweep.py (the state of a trial) and charts.py (the
+curves) all read the file here, so they agree on its columns and on when a run has converged.
 """
 import csv
+import math
 import os
+
+from air.cli import UserError
+
+FILENAME = "metrics.csv"
+COLUMNS = ("iteration", "wall_time", "epoch", "loss", "reconstruction", "kl_z_pres",
+           "kl_z_where", "kl_z_what", "train_accuracy", "skipped_updates",
+           "heldout_accuracy", "heldout_accuracy_0", "heldout_accuracy_1",
+           "heldout_accuracy_2", "heldout_discrete_elbo_final_prior", "heldout_overcount",
+           "heldout_undercount")
+# The training fetches averaged over the iterations between two rows, in column order.
+TRAINING_MEANS = ("loss", "reconstruction", "kl_z_pres", "kl_z_where", "kl_z_what",
+                  "train_accuracy")
+
+
+class MetricsLogError(UserError):
+    """A metrics.csv that is not one training.py wrote; the message is one line."""
 
 
 def read_rows(path, up_to=None):
@@ -18,6 +36,95 @@ def read_rows(path, up_to=None):
     return rows
 
 
+def read_values(path, strict=True):
+    """Takes a metrics.csv to (columns, rows as dicts of floats sorted by iteration).
+
+    Empty cells are NaN. A run that crashed after logging rows it had not checkpointed, and
+    was resumed by an older version, can repeat iterations: the later row (the resumed run's)
+    supersedes the earlier. No file gives no columns and no rows. Text that is not a number
+    is a MetricsLogError, or with ``strict=False`` NaN (a file being written as it is read,
+    as sweep.py reads its running trials', can end in half a line).
+    """
+    if not os.path.isfile(path):
+        return (), []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "iteration" not in reader.fieldnames:
+            if not strict:
+                return (), []
+            raise MetricsLogError("%s has no `iteration` column: not a training metrics file"
+                                  % path)
+        by_iteration = {}
+        for row in reader:
+            values = {k: _number(v, strict, path, reader.line_num)
+                      for k, v in row.items() if k is not None}
+            if not math.isnan(values["iteration"]):
+                by_iteration[values["iteration"]] = values
+        columns = tuple(reader.fieldnames)
+    return columns, [by_iteration[k] for k in sorted(by_iteration)]
+
+
+def _number(text, strict, path, line):
+    """A cell of metrics.csv as a float (NaN when empty); see read_values for ``strict``."""
+    if text in ("", None):
+        return math.nan
+    try:
+        return float(text)
+    except ValueError as error:
+        if strict:
+            raise MetricsLogError("%s line %d: %s" % (path, line, error))
+        return math.nan
+
+
+def read_columns(path):
+    """Takes a metrics.csv to {column: float numpy array}, rows as ``read_values`` gives them."""
+    import numpy as np
+    columns, rows = read_values(path)
+    return {name: np.array([row.get(name, math.nan) for row in rows], np.float64)
+            for name in columns}
+
+
+def first_iteration_at(iterations, values, level):
+    """The first evaluated iteration whose value reached ``level`` (None if none did)."""
+    for iteration, value in zip(iterations, values):
+        if value >= level:
+            return int(iteration)
+    return None
+
+
+def runs_table(runs, level=0.98):
+    """Takes [(label, read_columns(...))] to a Markdown table of each run: length, speed, when
+    it reached ``level``, final accuracy.
+
+    Wall time and iterations/s span the first to the last held-out evaluation (metrics.csv
+    holds no earlier timestamp), so they leave out the first --eval-every iterations.
+    Columns a metrics file lacks are shown as "-".
+    """
+    lines = ["| run | iterations | wall time (first to last evaluation) | iterations/s | "
+             "first iteration at >= %g%% | final held-out accuracy: all / 0 / 1 / 2 digits |"
+             % (100 * level), "|---|---|---|---|---|---|"]
+    import numpy as np
+    missing = np.array([])
+    for label, metrics in runs:
+        iterations = metrics["iteration"]
+        if not len(iterations):
+            continue
+        times = metrics.get("wall_time", missing)
+        if len(times) and times[-1] > times[0]:
+            span = times[-1] - times[0]
+            wall = "%.0f min" % (span / 60.0)
+            rate = "%.1f" % ((iterations[-1] - iterations[0]) / span)
+        else:
+            wall, rate = "-", "-"
+        first = (first_iteration_at(iterations, metrics["heldout_accuracy"], level)
+                 if "heldout_accuracy" in metrics else "-")
+        final = " / ".join("%.3f" % metrics[c][-1] if c in metrics else "-" for c in (
+            "heldout_accuracy", "heldout_accuracy_0", "heldout_accuracy_1", "heldout_accuracy_2"))
+        lines.append("| %s | %d | %s | %s | %s | %s |" % (
+            label, iterations[-1], wall, rate, "never" if first is None else first, final))
+    return "\n".join(lines) + "\n"
+
+
 def accuracy_streak(rows, threshold):
     """How many of the last rows in a row have held-out accuracy >= threshold (0 without one)."""
     streak = 0
@@ -28,3 +135,49 @@ def accuracy_streak(rows, threshold):
             break
         streak += 1
     return streak
+
+
+def resumed_columns(earlier_rows):
+    """The header of a (resumed) run: COLUMNS, then any column the earlier rows have beyond
+    them (one an older version wrote, such as the plug-in `heldout_elbo` before the sampled
+    ELBO replaced it), so that resuming never drops recorded values."""
+    extra = []
+    for row in earlier_rows:
+        extra += [c for c in row if c not in COLUMNS and c not in extra and c]
+    return tuple(COLUMNS) + tuple(extra)
+
+
+class MetricsWriter:
+    """Writes a run's metrics.csv: on resume the earlier rows up to the resumed iteration (those
+    past it were written after the last checkpoint and are redone), then one row per call."""
+
+    def __init__(self, path, resumed_step):
+        self.earlier_rows = read_rows(path, up_to=resumed_step)
+        self._file = open(path, "w", newline="")
+        self._csv = csv.writer(self._file)
+        columns = resumed_columns(self.earlier_rows)
+        self._csv.writerow(columns)
+        self._csv.writerows([row.get(c, "") for c in columns] for row in self.earlier_rows)
+        # Columns only an older version wrote (heldout_elbo) stay empty in the new rows.
+        self._old_only = [""] * (len(columns) - len(COLUMNS))
+        self._file.flush()
+
+    def write(self, step, wall_time, epoch, training_means, skipped_updates, heldout):
+        """One row: ``training_means`` in TRAINING_MEANS order, ``heldout`` as
+        HeldOutEvaluator.heldout_metrics gives it."""
+        by_count = heldout["count_accuracy_by_digits"]
+        self._csv.writerow(
+            [step, "%.1f" % wall_time, "%.3f" % epoch]
+            + ["%.4f" % v for v in training_means]
+            + [int(skipped_updates), "%.4f" % heldout["count_accuracy"]]
+            + ["%.4f" % by_count.get(str(k), math.nan) for k in range(3)]
+            + ["%.3f" % heldout["discrete_elbo_final_prior"], "%.4f" % heldout["overcount"],
+               "%.4f" % heldout["undercount"]]
+            + self._old_only)
+        self._file.flush()
+
+    def flush(self):
+        self._file.flush()
+
+    def close(self):
+        self._file.close()

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
 from matplotlib.patches import Rectangle
 
-from air.summaries import STEP_COLOURS
+from air.colours import step_colour
 
 # Subsets of the accuracy chart: (metrics.csv column, panel title).
 ACCURACY_PANELS = (("heldout_accuracy", "all held-out images"),
@@ -119,7 +119,7 @@ def draw_attention(axes, image, boxes, live):
             # imshow centres pixel i on coordinate i: shift the box by half a pixel.
             axes.add_patch(Rectangle((box[0] - 0.5, box[1] - 0.5), box[2], box[3], fill=False,
                                      linewidth=1.5,
-                                     edgecolor=STEP_COLOURS[t % len(STEP_COLOURS)]))
+                                     edgecolor=step_colour(t)))
     _bare(axes, image.shape)
 
 
@@ -162,3 +162,14 @@ def samples_figure(images, canvases, boxes, live, true_counts=None, columns=2, t
     if title:
         figure.suptitle(title, fontsize=10, y=1.0 - 0.1 / height, va="top")
     return figure
+
+
+def pick_samples(digit_counts, count):
+    """Indices of ``count`` images taking turns over the digit counts (0, 1, 2, 0, ...)."""
+    by_count = [list(np.flatnonzero(digit_counts == k)) for k in np.unique(digit_counts)]
+    chosen = []
+    while len(chosen) < count and any(by_count):
+        for indices in by_count:
+            if indices and len(chosen) < count:
+                chosen.append(indices.pop(0))
+    return np.array(chosen, np.int64)

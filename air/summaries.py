@@ -5,9 +5,7 @@ scalars, variable/latent histograms, gradient histograms and attention images.
 """
 import tensorflow.compat.v1 as tf
 
-# Colour of each step's attention window: red, green, blue, then yellow, cyan, magenta.
-STEP_COLOURS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0),
-                (1.0, 1.0, 0.0), (0.0, 1.0, 1.0), (1.0, 0.0, 1.0))
+from air.colours import step_colour
 
 
 def scalar_summaries(model, train_ops=None, learning_rate=None, digit_counts=(0, 1, 2)):
@@ -103,7 +101,7 @@ def attention_images(model, max_images=8):
         # Reshape, not [:n, t, None, None]: TF 2.21's graph optimiser drops the new axes of
         # that slice when it takes the whole batch (batch_size == max_images) -> shape error.
         outline *= tf.reshape(model.steps.live[:max_images, t], [-1, 1, 1])
-        colour = tf.constant(STEP_COLOURS[t % len(STEP_COLOURS)])
+        colour = tf.constant(step_colour(t))
         drawn = drawn * (1.0 - outline[..., None]) + outline[..., None] * colour
     separator = tf.ones_like(images[:, :, :1, None]) * tf.constant([0.5, 0.5, 0.5])
     reconstruction = tf.tile(canvas[..., None], [1, 1, 1, 3])

@@ -119,16 +119,10 @@ def make_trials(variants, seeds, output_dir):
 
 
 def read_metrics(directory):
-    """The rows of a trial's metrics.csv as dicts of floats (empty cells are NaN)."""
-    return [{k: _float(v) for k, v in row.items()}
-            for row in metrics_log.read_rows(os.path.join(directory, "metrics.csv"))]
-
-
-def _float(text):
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return float("nan")
+    """The rows of a trial's metrics.csv as dicts of floats (see metrics_log.read_values); the
+    trial may be writing it, so a half-written line gives NaN rather than an error."""
+    return metrics_log.read_values(os.path.join(directory, metrics_log.FILENAME),
+                                   strict=False)[1]
 
 
 def trial_state(trial, options):

@@ -6,19 +6,12 @@ import os
 
 import numpy as np
 
+from air.metrics_log import first_iteration_at
 from air.sweep import read_metrics, trial_state
 
 TRIAL_COLUMNS = ("variant", "seed", "state", "iterations", "first_iteration_at_target",
                  "accuracy", "accuracy_0", "accuracy_1", "accuracy_2", "failure_mode",
                  "training_hours")
-
-
-def first_iteration_at(rows, target):
-    """The first evaluated iteration with held-out accuracy >= target, or None."""
-    for row in rows:
-        if row["heldout_accuracy"] >= target:
-            return int(row["iteration"])
-    return None
 
 
 def training_hours(rows):
@@ -52,7 +45,8 @@ def trial_row(trial, options, target):
     state = trial_state(trial, options)
     row = {"variant": trial.variant.name, "seed": trial.seed, "state": state,
            "iterations": int(rows[-1]["iteration"]) if rows else 0,
-           "first_iteration_at_target": first_iteration_at(rows, target),
+           "first_iteration_at_target": first_iteration_at(
+               [r["iteration"] for r in rows], [r["heldout_accuracy"] for r in rows], target),
            "training_hours": round(training_hours(rows), 2), "failure_mode": ""}
     last = rows[-1] if rows else {}
     for column, key in (("accuracy", "heldout_accuracy"), ("accuracy_0", "heldout_accuracy_0"),

@@ -74,8 +74,8 @@ def mnist_dir():
 
 @pytest.fixture(scope="session")
 def mnist_data(mnist_dir):
-    """The verified MNIST arrays (air.mnist.Mnist), loaded once per test session."""
-    from air import mnist
+    """The verified MNIST arrays (air.data.mnist.Mnist), loaded once per test session."""
+    from air.data import mnist
     return mnist.load(mnist_dir, mirrors=())
 
 

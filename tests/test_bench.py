@@ -7,19 +7,20 @@ import os
 import pytest
 
 import bench
+from air import benchmarks
 
 
 @pytest.fixture
 def registry(monkeypatch):
     """A registry holding one fake benchmark (the real ones stay untouched)."""
     fake = collections.OrderedDict()
-    monkeypatch.setattr(bench, "BENCHMARKS", fake)
+    monkeypatch.setattr(benchmarks, "BENCHMARKS", fake)
     calls = []
 
-    @bench.benchmark("fake", "a fake benchmark")
+    @benchmarks.benchmark("fake", "a fake benchmark")
     def run(args):
         calls.append(args)
-        return [bench.Metric("speed", 1234.5, "1/s"), bench.Metric("count", 7, "")]
+        return [benchmarks.Metric("speed", 1234.5, "1/s"), benchmarks.Metric("count", 7, "")]
 
     return calls
 
@@ -44,11 +45,11 @@ def test_unknown_benchmark_is_an_error(registry, tmp_path, capsys):
 
 def test_duplicate_registration_is_refused(registry):
     with pytest.raises(ValueError, match="registered twice"):
-        bench.benchmark("fake", "again")(lambda args: [])
+        benchmarks.benchmark("fake", "again")(lambda args: [])
 
 
 def test_multi_mnist_benchmark_quick(tmp_path, mnist_dir, capsys):
-    assert "multi_mnist" in bench.BENCHMARKS
+    assert "multi_mnist" in benchmarks.BENCHMARKS
     output = tmp_path / "bench.json"
     assert bench.main(["--only", "multi_mnist", "--quick", "--mnist-dir", mnist_dir,
                        "--output", str(output)]) == 0

@@ -7,7 +7,7 @@ import pytest
 from matplotlib.colors import to_rgb
 
 import charts
-from air import plots
+from air import metrics_log, plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -122,24 +122,42 @@ def test_old_metrics_show_their_plug_in_elbo_dashed_and_labelled(tmp_path):
     np.testing.assert_allclose(new_line.get_ydata(), [320.0])
 
 
-def test_read_metrics_keeps_the_rows_of_the_resumed_run(tmp_path):
+def test_read_columns_keeps_the_rows_of_the_resumed_run(tmp_path):
     path = str(tmp_path / "metrics.csv")
     # Rows at 3000 and 4000 were logged, then the run crashed and resumed from 2000.
     write_metrics(path, [(1000, 5.0, 0.1), (2000, 4.0, 0.2), (3000, 3.0, 0.3), (4000, 2.0, "nan"),
                          (3000, 3.5, 0.35), (4000, 2.5, 0.45)])
-    metrics = charts.read_metrics(path)
+    metrics = metrics_log.read_columns(path)
     np.testing.assert_array_equal(metrics["iteration"], [1000, 2000, 3000, 4000])
     np.testing.assert_array_equal(metrics["loss"], [5.0, 4.0, 3.5, 2.5])
     np.testing.assert_array_equal(metrics["heldout_accuracy"], [0.1, 0.2, 0.35, 0.45])
     write_metrics(path, [], columns=("it", "loss"))
-    with pytest.raises(charts.ChartError, match="no `iteration` column"):
-        charts.read_metrics(path)
+    with pytest.raises(metrics_log.MetricsLogError, match="no `iteration` column"):
+        metrics_log.read_columns(path)
+
+
+def test_read_values_of_a_file_being_written(tmp_path):
+    """sweep.py reads the metrics.csv of running trials: a half-written last line is NaN
+    there (strict=False), and an error for charts.py (strict, the default)."""
+    path = str(tmp_path / "metrics.csv")
+    with open(path, "w") as f:
+        f.write("iteration,loss,heldout_accuracy\n1000,5.0,0.1\n2000,4.0,0.2\n3000,na")
+    columns, rows = metrics_log.read_values(path, strict=False)
+    assert columns == ("iteration", "loss", "heldout_accuracy")
+    assert [row["iteration"] for row in rows] == [1000.0, 2000.0, 3000.0]
+    assert np.isnan(rows[-1]["loss"]) and np.isnan(rows[-1]["heldout_accuracy"])
+    with pytest.raises(metrics_log.MetricsLogError, match="line 4"):
+        metrics_log.read_values(path)
+    with open(path, "w") as f:
+        f.write("itera")  # the header itself, half written
+    assert metrics_log.read_values(path, strict=False) == ((), [])
+    assert metrics_log.read_values(str(tmp_path / "missing.csv")) == ((), [])
 
 
 def test_pick_samples_takes_turns_over_digit_counts():
     digits = np.array([2, 2, 0, 1, 2, 0, 1])
-    np.testing.assert_array_equal(charts.pick_samples(digits, 5), [2, 3, 0, 5, 6])
-    assert len(charts.pick_samples(digits, 100)) == 7
+    np.testing.assert_array_equal(plots.pick_samples(digits, 5), [2, 3, 0, 5, 6])
+    assert len(plots.pick_samples(digits, 100)) == 7
 
 
 def test_attention_boxes_are_drawn_in_step_colours():
@@ -176,9 +194,8 @@ def test_bad_inputs_give_one_line_errors(small_results_dir, tmp_path, capsys):
     assert "no metrics rows yet" in capsys.readouterr().err
 
 
-def test_run_table_reports_first_iteration_at_98_percent_and_speed():
+def test_runs_table_reports_first_iteration_at_98_percent_and_speed():
     import numpy as np
-    import charts
     metrics = {
         "iteration": np.array([1000.0, 2000.0, 3000.0]),
         "wall_time": np.array([100.0, 200.0, 300.0]),
@@ -188,7 +205,7 @@ def test_run_table_reports_first_iteration_at_98_percent_and_speed():
         "heldout_accuracy_2": np.array([0.3, 0.99, 0.99]),
     }
     never = dict(metrics, heldout_accuracy=np.array([0.3, 0.35, 0.4]))
-    table = charts.run_table([("good", metrics), ("stuck", never)])
+    table = metrics_log.runs_table([("good", metrics), ("stuck", never)])
     rows = table.strip().splitlines()
     assert len(rows) == 4
     # 2000 iterations in 200 s between the first and last evaluation: 10 it/s.

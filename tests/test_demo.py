@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import demo
-from air import inference
+from air import benchmarks, inference, rendering
 from air.checkpoints import CheckpointError, find_checkpoint, read_config
 from conftest import REPO, require
 
@@ -24,7 +24,7 @@ LOG_LINE = re.compile(r"^refresh (\d+): digits (\d+), negative ELBO (\S+), infer
 READY_LINE = re.compile(r"drawing area at x=(\d+) y=(\d+) width=(\d+) height=(\d+), "
                         r"window at x=(\d+) y=(\d+)$")
 SUBPROCESS_TIMEOUT = 300  # seconds: the demo's start-up includes TensorFlow's
-ZOOM = demo.DEFAULT_ZOOM
+ZOOM = rendering.DEFAULT_ZOOM
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
 
@@ -54,27 +54,27 @@ def test_load_picture_resizes_to_grey_canvas_and_inverts_dark_ink(tmp_path):
     paper[:, 20:40] = 0
     path = str(tmp_path / "ink.png")
     Image.fromarray(paper).convert("RGB").save(path)
-    canvas = demo.load_picture(path, 50, 50)
+    canvas = rendering.load_picture(path, 50, 50)
     assert canvas.shape == (50, 50) and canvas.dtype == np.float32
     # Inverted: the bar becomes the light part, as in MNIST.
     assert canvas[:, 11:19].min() > 0.95
     assert canvas[:, :9].max() < 0.05 and canvas[:, 21:].max() < 0.05
     # Light strokes on black are kept as they are.
     Image.fromarray(255 - paper).save(path)
-    np.testing.assert_allclose(demo.load_picture(path, 50, 50), canvas, atol=1e-6)
+    np.testing.assert_allclose(rendering.load_picture(path, 50, 50), canvas, atol=1e-6)
 
 
 def test_load_picture_rejects_unreadable_file(tmp_path):
     path = tmp_path / "not_a_picture.png"
     path.write_text("hello")
-    with pytest.raises(demo.DemoError, match="cannot read image"):
-        demo.load_picture(str(path), 50, 50)
-    with pytest.raises(demo.DemoError, match="cannot read image"):
-        demo.load_picture(str(tmp_path / "missing.png"), 50, 50)
+    with pytest.raises(rendering.PictureError, match="cannot read image"):
+        rendering.load_picture(str(path), 50, 50)
+    with pytest.raises(rendering.PictureError, match="cannot read image"):
+        rendering.load_picture(str(tmp_path / "missing.png"), 50, 50)
 
 
 def test_drawing_strokes_average_down_to_the_canvas():
-    drawing = demo.Drawing(50, 50, 10)
+    drawing = rendering.Drawing(50, 50, 10)
     assert drawing.canvas().shape == (50, 50) and drawing.canvas().max() == 0.0
     version = drawing.version
     # A horizontal stroke 3 canvas pixels wide along canvas row 20 (screen y = 205).
@@ -98,20 +98,20 @@ def test_drawing_strokes_average_down_to_the_canvas():
 
 def test_drawing_set_canvas_round_trips():
     canvas = np.random.RandomState(1).rand(50, 50).astype(np.float32)
-    drawing = demo.Drawing(50, 50, 10)
+    drawing = rendering.Drawing(50, 50, 10)
     drawing.set_canvas(canvas)
     np.testing.assert_allclose(drawing.canvas(), canvas, atol=1.0 / 255)
 
 
 def test_boxes_drawn_in_step_colours_only_for_live_steps():
     result = fake_result(live=(1, 1, 0))
-    picture = demo.drawing_panel(np.zeros([50, 50], np.float32), result, 10, show_boxes=True)
+    picture = rendering.drawing_panel(np.zeros([50, 50], np.float32), result, 10, show_boxes=True)
     assert picture.size == (500, 500)
     pixels = np.asarray(picture)
     assert tuple(pixels[150, 50]) == (255, 0, 0)    # left edge of step 1's box (x = 5)
     assert tuple(pixels[300, 250]) == (0, 255, 0)   # left edge of step 2's box (x = 25)
     assert not np.any(np.all(pixels == (0, 0, 255), axis=-1))  # step 3 stopped: no blue box
-    plain = np.asarray(demo.drawing_panel(np.zeros([50, 50], np.float32), result, 10, False))
+    plain = np.asarray(rendering.drawing_panel(np.zeros([50, 50], np.float32), result, 10, False))
     assert plain.max() == 0
 
 
@@ -119,21 +119,21 @@ def test_render_screen_shows_every_panel():
     result = fake_result()
     canvas = np.zeros([50, 50], np.float32)
     canvas[10:20, 10:20] = 1.0
-    screen = demo.render_screen(canvas, result, 0.004)
-    assert not demo.is_blank(screen)
+    screen = rendering.render_screen(canvas, result, 0.004)
+    assert not rendering.is_blank(screen)
     pixels = np.asarray(screen)
     assert tuple(pixels[10 + 150, 10 + 150]) == (255, 255, 255)  # the drawn square, magnified
-    assert "digits found: 2" in demo.status_text(result, 0.004)
-    assert "4.0 ms" in demo.status_text(result, 0.004)
-    assert demo.window_caption(result, 0) == "step 1: z_pres 1 (p 0.90)"
-    assert demo.window_caption(result, 2).endswith("stopped")
+    assert "digits found: 2" in rendering.status_text(result, 0.004)
+    assert "4.0 ms" in rendering.status_text(result, 0.004)
+    assert rendering.window_caption(result, 0) == "step 1: z_pres 1 (p 0.90)"
+    assert rendering.window_caption(result, 2).endswith("stopped")
 
 
 # ----------------------------------------------------------------------------------------------
 # Model folders (air/inference.py).
 
 def test_loaded_model_predicts_every_output(small_results_dir, small_data_dir):
-    from air import records
+    from air.data import records
     images = records.read_records(os.path.join(small_data_dir, "test.tfrecords")).images[:4]
     with inference.LoadedModel(os.path.join(small_results_dir, "model")) as model:
         config = model.config
@@ -213,10 +213,10 @@ def test_demo_errors_are_one_line(tmp_path, monkeypatch, capsys, small_results_d
 def test_demo_latency_is_measured(small_results_dir, tmp_path):
     images = np.random.RandomState(0).rand(3, 50, 50).astype(np.float32)
     with inference.LoadedModel(os.path.join(small_results_dir, "model")) as model:
-        median, p90 = demo.demo_latency(model, images, repeats=5, warmup=2)
+        median, p90 = benchmarks.demo_latency(model, images, repeats=5, warmup=2)
     assert 0.0 < median <= p90
     # bench.py's entry: without a model folder it measures an untrained default model.
-    rows = demo.benchmark_latency(str(tmp_path / "no_model"), repeats=5)
+    rows = benchmarks.benchmark_latency(str(tmp_path / "no_model"), repeats=5)
     assert [unit for _, _, unit in rows] == ["ms"] * 4
     (_, inference_median, _), (_, inference_p90, _), (_, whole_median, _), (_, whole_p90, _) = rows
     # Medians below their 90th percentiles, and a whole refresh never faster than inference
@@ -445,7 +445,7 @@ def test_live_demo_counts_two_drawn_digits_boxes_them_and_erases(x_display, tmp_
 
 def test_live_demo_sample_screenshot_and_exit(x_display, small_data_dir, tmp_path):
     """--sample shows a held-out image (2 digits, MNIST test set) and the model boxes both."""
-    from air import records
+    from air.data import records
     data = os.path.join(small_data_dir, "test.tfrecords")
     held_out = records.read_records(data)
     index = int(np.flatnonzero(held_out.digits == 2)[0])

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import embeddings
-from air import records
+from air import projector
+from air.data import records
 from conftest import require
 
 # ----------------------------------------------------------------------------------------------
@@ -55,12 +56,12 @@ def test_match_windows_hand_made_cases():
          [20, 20, 10, 10]],  # centre (25, 25): 0.27 from 7, 0.20 from 3 (in canvas sides)
         [[0, 0, 50, 50], [0, 0, 10, 10], [5, 5, 5, 5]]], np.float32)
     live = np.array([[1, 1, 1], [1, 1, 1]], np.float32)
-    kept = embeddings.match_windows(boxes, live, positions, sizes, labels, counts, 50, 50, 0.2)
+    kept = projector.match_windows(boxes, live, positions, sizes, labels, counts, 50, 50, 0.2)
     assert kept == [(0, 0, 7), (0, 1, 3)]  # step 3 is 0.2002 from digit 3: just too far
-    kept = embeddings.match_windows(boxes, live, positions, sizes, labels, counts, 50, 50, 0.21)
+    kept = projector.match_windows(boxes, live, positions, sizes, labels, counts, 50, 50, 0.21)
     assert kept == [(0, 0, 7), (0, 1, 3), (0, 2, 3)]
     live[0, 1] = 0  # A stopped step is never kept.
-    kept = embeddings.match_windows(boxes, live, positions, sizes, labels, counts, 50, 50, 0.21)
+    kept = projector.match_windows(boxes, live, positions, sizes, labels, counts, 50, 50, 0.21)
     assert kept == [(0, 0, 7), (0, 2, 3)]
 
 
@@ -80,7 +81,7 @@ def test_match_windows_agrees_with_naive_loops():
     for max_distance in (0.05, 0.2, 2.0):
         expected = naive_match(boxes, live, positions, sizes, labels, counts, height, width,
                                max_distance)
-        assert embeddings.match_windows(boxes, live, positions, sizes, labels, counts, height,
+        assert projector.match_windows(boxes, live, positions, sizes, labels, counts, height,
                                         width, max_distance) == expected
     every_live = naive_match(boxes, live, positions, sizes, labels, counts, height, width, 2.0)
     assert len(every_live) == int(sum(live[i].sum() for i in range(n) if counts[i] > 0))
@@ -88,7 +89,7 @@ def test_match_windows_agrees_with_naive_loops():
 
 def test_sprite_tiles_row_major():
     windows = np.stack([np.full([4, 4], (i + 1) / 10.0, np.float32) for i in range(5)])
-    sprite = np.asarray(embeddings.sprite_image(windows))
+    sprite = np.asarray(projector.sprite_image(windows))
     assert sprite.shape == (12, 12)  # 5 tiles need a 3x3 grid
     for i in range(9):
         row, column = divmod(i, 3)
@@ -100,7 +101,7 @@ def test_sprite_tiles_row_major():
 def test_principal_components_match_covariance_eigenvectors():
     rng = np.random.RandomState(5)
     points = rng.randn(200, 6).dot(rng.randn(6, 6)) + 3.0
-    projected = embeddings.principal_components(points, 2)
+    projected = projector.principal_components(points, 2)
     values, vectors = np.linalg.eigh(np.cov(points, rowvar=False))
     top = vectors[:, np.argsort(values)[::-1][:2]]
     expected = (points - points.mean(axis=0)).dot(top)
@@ -110,7 +111,7 @@ def test_principal_components_match_covariance_eigenvectors():
     # Variances in decreasing order, equal to the top eigenvalues.
     np.testing.assert_allclose(projected.var(axis=0, ddof=1), np.sort(values)[::-1][:2])
     # One point: no axis has variance; the columns are zeros, not an error.
-    assert embeddings.principal_components(points[:1], 2).shape == (1, 2)
+    assert projector.principal_components(points[:1], 2).shape == (1, 2)
 
 
 def test_projector_config_parses_as_the_plugin_proto():
@@ -119,7 +120,7 @@ def test_projector_config_parses_as_the_plugin_proto():
     except ImportError as error:
         require(False, "tensorboard's projector plugin in %s (%s)" % (sys.executable, error))
     from google.protobuf import text_format
-    config = text_format.Parse(embeddings.projector_config_text("z_what", "m.tsv", "s.png", 28),
+    config = text_format.Parse(projector.projector_config_text("z_what", "m.tsv", "s.png", 28),
                                pb2.ProjectorConfig())
     assert config.embeddings[0].tensor_name == "z_what"
     assert config.embeddings[0].metadata_path == "m.tsv"
@@ -179,9 +180,9 @@ def test_rows_metadata_and_sprite_agree(projector_run):
     from PIL import Image
     model_dir, data, output = projector_run
     checkpoint = tf.train.latest_checkpoint(output)
-    assert os.path.basename(checkpoint) == embeddings.CHECKPOINT_NAME
-    values = tf.train.load_checkpoint(checkpoint).get_tensor(embeddings.TENSOR_NAME)
-    with open(os.path.join(output, embeddings.METADATA_NAME)) as f:
+    assert os.path.basename(checkpoint) == projector.CHECKPOINT_NAME
+    values = tf.train.load_checkpoint(checkpoint).get_tensor(projector.TENSOR_NAME)
+    with open(os.path.join(output, projector.METADATA_NAME)) as f:
         lines = f.read().splitlines()
     assert lines[0] == "label\tdigits\tstep"
     rows = [list(map(int, line.split("\t"))) for line in lines[1:]]
@@ -189,7 +190,7 @@ def test_rows_metadata_and_sprite_agree(projector_run):
     # Every step is live and 2.0 exceeds any distance on the canvas: 3 rows per image with digits.
     assert values.shape == (3 * int(np.sum(digits > 0)), 50)
     assert len(rows) == values.shape[0]
-    with Image.open(os.path.join(output, embeddings.SPRITE_NAME)) as sprite:
+    with Image.open(os.path.join(output, projector.SPRITE_NAME)) as sprite:
         per_row = int(math.ceil(math.sqrt(len(rows))))
         assert sprite.size == (per_row * 28, per_row * 28)
         tiles = np.asarray(sprite).reshape(per_row, 28, per_row, 28).transpose(0, 2, 1, 3)
@@ -216,7 +217,7 @@ def test_rows_metadata_and_sprite_agree(projector_run):
 
 def test_projector_config_names_existing_files(projector_run):
     _, _, output = projector_run
-    with open(os.path.join(output, embeddings.PROJECTOR_CONFIG_NAME)) as f:
+    with open(os.path.join(output, projector.PROJECTOR_CONFIG_NAME)) as f:
         text = f.read()
     names = [value for key, value in (line.strip().split(": ", 1) for line in text.splitlines()
                                       if ": " in line) if key.endswith("_path")]
@@ -226,7 +227,7 @@ def test_projector_config_names_existing_files(projector_run):
     with open(os.path.join(output, "checkpoint")) as f:
         assert '"embeddings.ckpt"' in f.read()  # relative: the folder can move
     from PIL import Image
-    with Image.open(os.path.join(output, embeddings.PCA_NAME)) as pca:
+    with Image.open(os.path.join(output, projector.PCA_NAME)) as pca:
         assert pca.size == (700, 600)  # figsize 7 x 6 inches at 100 dpi
         assert pca.convert("L").getextrema()[0] < 100  # axes, labels and points drawn
 
@@ -300,7 +301,7 @@ def test_tensorboard_projector_lists_the_run(projector_run, tmp_path):
         assert runs == ["."], "runs %r; log: %s" % (runs, open(log.name).read()[-2000:])
         info = json.loads(_get(base + "/info?run=.").decode())
         (embedding,) = info["embeddings"]
-        rows = len(open(os.path.join(output, embeddings.METADATA_NAME)).read().splitlines()) - 1
+        rows = len(open(os.path.join(output, projector.METADATA_NAME)).read().splitlines()) - 1
         assert embedding["tensorName"] == "z_what"
         assert [int(v) for v in embedding["tensorShape"]] == [rows, 50]
         assert embedding["metadataPath"] == "metadata.tsv"

@@ -19,7 +19,9 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import evaluate
-from air import evaluation, records
+from air import cli
+from air import evaluation
+from air.data import records
 from air.config import AIRConfig, CONFIG_FILENAME
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -470,9 +472,9 @@ def test_evaluate_rejects_bad_counts_given_as_numbers(handmade):
     model_dir, data, _, _ = handmade
     for bad in ({"elbo_samples": 0}, {"importance_samples": -1}, {"seed": -5},
                 {"elbo_samples": 2.5}, {"importance_samples": True}):
-        # The same words as the command line's: the flag, then what is wrong.
-        with pytest.raises(evaluate.EvaluationError,
-                           match=r"^--(samples|importance-samples|seed): (must be|expected a)"):
+        # One line naming the flag: out of range, or not a whole number (2.5, True).
+        with pytest.raises(cli.UserError, match=r"^--(samples|importance-samples|seed): "
+                                                r"(must be at least|expected a whole number)"):
             evaluate.evaluate(model_dir, data, **bad)
 
 

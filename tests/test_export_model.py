@@ -54,7 +54,7 @@ def test_export_keeps_exactly_the_weights_bit_for_bit(small_results_dir, tmp_pat
 
 def test_exported_folder_predicts_like_the_run(small_results_dir, small_data_dir, tmp_path,
                                                capsys):
-    from air import records
+    from air.data import records
     from air.inference import LoadedModel
     output = str(tmp_path / "model")
     assert export_model.main(["--results-dir", small_results_dir, "--output", output]) == 0

@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from air import mnist
+from air.data import mnist
 
 LABELS = mnist.TEST_LABELS  # The smallest file (10 kB decompressed): most tests use it.
 

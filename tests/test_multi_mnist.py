@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import multi_mnist
-from air import multi_mnist_gen as gen
-from air import records
+from air.data import generator as gen
+from air.data import records
 
 
 def generate(tmp_path, mnist_dir, *flags, name="out"):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from air import records
+from air.data import pipeline, records
 
 
 def sample_examples():
@@ -79,7 +79,7 @@ def run_batches(dataset, count):
 
 def test_batched_dataset_in_graph_mode(record_file):
     with tf.Graph().as_default():
-        dataset = records.batched_dataset(record_file, batch_size=2, shuffle=True, seed=3)
+        dataset = pipeline.batched_dataset(record_file, batch_size=2, shuffle=True, seed=3)
         batch, values = run_batches(dataset, 6)  # 12 images: the file repeats.
     assert batch["image"].shape.as_list() == [None, 6, 5]
     assert batch["image"].dtype == tf.float32 and batch["digits"].dtype == tf.int32
@@ -90,7 +90,7 @@ def test_batched_dataset_in_graph_mode(record_file):
 
 def test_batched_dataset_once_in_order_with_metadata(record_file):
     with tf.Graph().as_default():
-        dataset = records.batched_dataset(record_file, batch_size=3, shuffle=False, repeat=False,
+        dataset = pipeline.batched_dataset(record_file, batch_size=3, shuffle=False, repeat=False,
                                           with_metadata=True, drop_remainder=True)
         batch, values = run_batches(dataset, 1)
     assert batch["image"].shape.as_list() == [3, 6, 5]
@@ -119,7 +119,7 @@ def test_plain_python_encoder_matches_tensorflow():
         theirs = tf.train.Example(features=tf.train.Features(feature=feature))
         assert ours == theirs.SerializeToString(deterministic=True)
     # Multi-byte varints (lengths >= 128, large and negative int64) also agree.
-    from air import record_encoding
+    from air.data import record_encoding
     for values in ([0], [1, 127, 128, 300, 2 ** 40], [-1, -(2 ** 63)]):
         ours = record_encoding.example({"a": record_encoding.int64_feature(values),
                                         "b" * 200: record_encoding.bytes_feature(b"x" * 20000)})

@@ -16,7 +16,8 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import training
-from air import checkpoints, records
+from air import checkpoints, metrics_log
+from air.data import records
 from air.config import AIRConfig, CONFIG_FILENAME
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,7 +64,7 @@ def test_results_folder_layout(small_results_dir):
     assert latest_step(small_results_dir) == 30
 
     header, rows = read_metrics(small_results_dir)
-    assert tuple(header) == training.METRIC_COLUMNS
+    assert tuple(header) == metrics_log.COLUMNS
     assert [int(r[0]) for r in rows] == [15, 30]
     for row in rows:
         values = dict(zip(header, map(float, row)))
@@ -199,7 +200,7 @@ def test_refusals_then_resume_continues(interrupted_run, small_data_dir, capsys)
     # A metrics.csv row of an older version, whose held-out column was the plug-in
     # `heldout_elbo`: resuming keeps that column and its value.
     old_columns = tuple(c if c != "heldout_discrete_elbo_final_prior" else "heldout_elbo"
-                        for c in training.METRIC_COLUMNS)
+                        for c in metrics_log.COLUMNS)
     old_values = [str(saved)] + ["-123.4" if c == "heldout_elbo" else "0.5"
                                  for c in old_columns[1:]]
     with open(os.path.join(results, "metrics.csv"), "w") as f:
@@ -228,7 +229,7 @@ def test_refusals_then_resume_continues(interrupted_run, small_data_dir, capsys)
     assert tf.train.load_variable(checkpoint, beta1_power[0]) == pytest.approx(
         0.9 ** (target + 1), rel=1e-4)
     header, rows = read_metrics(results)
-    assert tuple(header) == training.METRIC_COLUMNS + ("heldout_elbo",)
+    assert tuple(header) == metrics_log.COLUMNS + ("heldout_elbo",)
     assert [int(r[0]) for r in rows] == [saved, target]
     old_row, new_row = [dict(zip(header, row)) for row in rows]
     assert old_row["heldout_elbo"] == "-123.4" and old_row["heldout_discrete_elbo_final_prior"] == ""
@@ -253,10 +254,10 @@ def test_resume_without_a_checkpoint_and_missing_data_are_refused(small_data_dir
 def test_metric_columns_keep_those_of_an_older_version():
     rows = [{"iteration": "1000", "loss": "3.0", "heldout_elbo": "-150.0"},
             {"iteration": "2000", "loss": "2.0", "heldout_elbo": "-140.0", "other": "1"}]
-    assert training.metric_columns(rows) == training.METRIC_COLUMNS + ("heldout_elbo", "other")
-    assert training.metric_columns([]) == training.METRIC_COLUMNS
-    assert training.metric_columns([{c: "1" for c in training.METRIC_COLUMNS}]) == (
-        training.METRIC_COLUMNS)
+    assert metrics_log.resumed_columns(rows) == metrics_log.COLUMNS + ("heldout_elbo", "other")
+    assert metrics_log.resumed_columns([]) == metrics_log.COLUMNS
+    assert metrics_log.resumed_columns([{c: "1" for c in metrics_log.COLUMNS}]) == (
+        metrics_log.COLUMNS)
 def folder_contents(root):
     """{relative path: bytes or None for folders} of everything under ``root``."""
     found = {}
@@ -275,7 +276,7 @@ def test_used_folder_without_checkpoint_is_refused_and_left_untouched(small_data
     used = tmp_path / "used"
     (used / "summary").mkdir(parents=True)
     (used / "summary" / "events.out.tfevents.1.host").write_bytes(b"earlier events")
-    (used / "metrics.csv").write_text(",".join(training.METRIC_COLUMNS) + "\n1000,1,2\n")
+    (used / "metrics.csv").write_text(",".join(metrics_log.COLUMNS) + "\n1000,1,2\n")
     before = folder_contents(str(used))
     code = training.main(["--data-dir", small_data_dir, "--results-dir", str(used),
                           "--max-iterations", "2"] + TINY)

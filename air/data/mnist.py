@@ -24,6 +24,8 @@ import zlib
 
 import numpy as np
 
+from air.cli import UserError
+
 # Base names (without .gz) of the four files.
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -58,7 +60,7 @@ Mnist = collections.namedtuple(
 Mnist.__doc__ = """The MNIST arrays: images uint8 [N, 28, 28], labels uint8 [N] (N = 60000 / 10000)."""
 
 
-class MnistError(Exception):
+class MnistError(UserError):
     """A missing, corrupt or unverifiable MNIST file (the message is one line)."""
 
 

@@ -25,7 +25,8 @@ import math
 
 import numpy as np
 
-from air.record_encoding import encode_example
+from air.cli import UserError
+from air.data.record_encoding import encode_example
 
 CHUNK = 1000            # Images per work unit (fixed: the output must not depend on the workers).
 POSITION_TRIES = 20     # Random positions tried before enumerating all free positions of a digit.
@@ -52,7 +53,7 @@ def default_options(**overrides):
     return options._replace(**overrides)
 
 
-class GenerationError(Exception):
+class GenerationError(UserError):
     """An impossible or failed generation request (the message is one line)."""
 
 

@@ -1,10 +1,10 @@
 """Serialisation of multi-MNIST records as ``tf.train.Example`` bytes, in plain Python.
 
-The writing half of the record format of air/records.py (which re-exports ``encode_example`` and
-``FEATURES``), kept free of TensorFlow so that the generator's worker processes serialise records
-without loading it; the parent process only writes bytes. The output is byte-identical to
-``tf.train.Example(...).SerializeToString(deterministic=True)`` (features sorted by name), which
-tests/test_records.py checks against TensorFlow's own encoder.
+The writing half of the record format of air/data/records.py (which re-exports
+``encode_example`` and ``FEATURES``), kept free of TensorFlow so that the generator's worker
+processes serialise records without loading it; the parent process only writes bytes. The
+output is byte-identical to ``tf.train.Example(...).SerializeToString(deterministic=True)``
+(features sorted by name), which tests/test_records.py checks against TensorFlow's own encoder.
 
 Protocol-buffer layout used (field number, wire type 2 = length-delimited):
   Example  { Features features = 1; }
@@ -64,7 +64,7 @@ def example(features):
 
 
 def encode_example(image, labels, indices, positions, boxes):
-    """Serialises one image and the metadata of its digits (see air/records.py for the layout).
+    """Serialises one image and the metadata of its digits (see air/data/records.py for the layout).
 
     Args:
       image: float array [H, W] (stored as little-endian float32).

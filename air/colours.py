@@ -1,0 +1,15 @@
+"""The colour of each inference step, shared by the summaries, the charts and the demo.
+
+A module of its own, without dependencies, so that drawing code gets the colours without
+importing TensorFlow (air/summaries.py) or matplotlib (air/plots.py).
+"""
+
+# Colour of each step's attention window as RGB in [0, 1]: red, green, blue, then yellow,
+# cyan, magenta.
+STEP_COLOURS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0),
+                (1.0, 1.0, 0.0), (0.0, 1.0, 1.0), (1.0, 0.0, 1.0))
+
+
+def step_colour(step):
+    """Takes a step index to its colour as RGB in [0, 1] (the steps beyond six repeat them)."""
+    return STEP_COLOURS[step % len(STEP_COLOURS)]

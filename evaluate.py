@@ -22,8 +22,6 @@ from air import cli
 # images is then about 0.3-0.4 nats for model/ (the log weights are heavy-tailed: a rare early
 # stop on a two-digit image costs thousands of nats).
 DEFAULT_ELBO_SAMPLES = 200
-# Seeds key TensorFlow's stateless samplers (int64); kept to non-negative 32-bit integers.
-MAX_SEED = 2 ** 31 - 1
 
 
 def build_parser():
@@ -48,7 +46,7 @@ def build_parser():
                         metavar="K",
                         help="also the importance-weighted bound on log p(x) from K samples per "
                              "image (they share the ELBO's draws: max(N, K) samples in all)")
-    parser.add_argument("--seed", type=cli.integer(0, MAX_SEED), default=0,
+    parser.add_argument("--seed", type=cli.integer(0, cli.MAX_SEED), default=0,
                         help="seed of the sampling: the same command gives the same numbers (to "
                              "float32 rounding)")
     return parser
@@ -70,7 +68,7 @@ def check_counts(elbo_samples, importance_samples, seed):
     return (_whole_number(elbo_samples, "--samples", 1),
             None if importance_samples is None else
             _whole_number(importance_samples, "--importance-samples", 1),
-            _whole_number(seed, "--seed", 0, MAX_SEED))
+            _whole_number(seed, "--seed", 0, cli.MAX_SEED))
 
 
 def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAMPLES,

@@ -15,7 +15,6 @@ from air import cli
 from air import config as air_config
 from air.run_folder import TrainingError
 
-MAX_SEED = 2 ** 31 - 1  # numpy's and TensorFlow's seeds must fit
 MAX_THREADS = 1024
 
 
@@ -34,7 +33,7 @@ def build_parser():
         ("--epochs", cli.number(0.0, exclusive_minimum=True), 300, "passes over the training set"),
         ("--max-iterations", positive, None,
          "stop after this many iterations (overrides --epochs)"),
-        ("--seed", cli.integer(0, MAX_SEED), None, "graph, shuffle and sampler seed"),
+        ("--seed", cli.integer(0, cli.MAX_SEED), None, "graph, shuffle and sampler seed"),
         ("--eval-every", positive, 1000, "iterations between held-out evaluations"),
         ("--eval-batch-size", positive, 500,
          "images per forward pass of the held-out evaluation"),

@@ -25,6 +25,8 @@ import warnings
 
 USAGE_ERROR = 2     # exit status of a bad option or input (argparse's own convention)
 INTERRUPTED = 130   # exit status after Ctrl-C (128 + SIGINT)
+# The largest --seed: numpy's seeds and TensorFlow's stateless sampler keys must hold it.
+MAX_SEED = 2 ** 31 - 1
 
 
 class UserError(Exception):

@@ -20,7 +20,7 @@ from air import benchmarks, cli
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="bench.py", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=cli.HelpFormatter)
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this benchmark (repeatable); see --list")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")

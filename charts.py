@@ -25,7 +25,7 @@ MAX_SAMPLES = 100  # rows of samples.png; more would make a figure too tall to l
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Draw accuracy, loss and attention-sample charts (PNG) of training runs.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     parser.add_argument("--results-dir", nargs="+", required=True, metavar="DIR",
                         help="training results folder(s) (with metrics.csv); the first one is "
                              "the run whose samples are drawn")

@@ -23,7 +23,7 @@ MAX_THREADS = 1024
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Draw digits and watch AIR attend to and reconstruct them in real time.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     parser.add_argument("--model-dir", default="model/",
                         help="folder with config.json and checkpoints (training.py's "
                              "RESULTS_DIR/model)")

@@ -26,7 +26,7 @@ from air import cli, projector
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Write a TensorBoard projector log of the z_what of attended digits, and a "
-                    "PCA plot.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "PCA plot.", formatter_class=cli.HelpFormatter)
     parser.add_argument("--model-dir", default="model/",
                         help="folder with config.json and checkpoints (training.py's "
                              "RESULTS_DIR/model)")

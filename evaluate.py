@@ -30,7 +30,7 @@ def build_parser():
                     "accuracy, confusion matrix, IoU of boxes matched to the true digits, and the "
                     "sampled ELBO and importance-weighted bound on log p(x) of the discrete "
                     "model at the final z_pres prior, with standard errors over images.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     parser.add_argument("--model-dir", default="model/",
                         help="model folder with a `checkpoint` file and config.json (a training "
                              "results folder or a checkpoint prefix also work)")

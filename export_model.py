@@ -13,7 +13,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         description="Copy a training run's latest (or a chosen) checkpoint's model weights and "
                     "config.json into a small model folder for demo.py, embeddings.py, evaluate.py.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     parser.add_argument("--results-dir", default="air_results/",
                         help="training results folder (its model/ subfolder is read)")
     parser.add_argument("--checkpoint", default=None,

@@ -32,7 +32,7 @@ def build_parser():
         prog="multi_mnist.py",
         description="Generate multi-MNIST images (MNIST digits placed without overlap on a canvas) "
                     "into OUTPUT_DIR/train.tfrecords and OUTPUT_DIR/test.tfrecords.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     parser.add_argument("--mnist-dir", default=os.environ.get("MNIST_DIR") or DEFAULT_MNIST_DIR,
                         help="folder with the four MNIST *-ubyte(.gz) files; missing ones are "
                              "downloaded (the MNIST_DIR environment variable overrides the default)")

@@ -23,7 +23,7 @@ from air.sweep_report import write_report
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Train a grid of AIR variants x seeds (training.py runs) and tabulate them.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     parser.add_argument("--seeds", default="1-10", help="seeds, e.g. 1-10 or 1,3,5-7")
     parser.add_argument("--variant", action="append", metavar="PRESET[:FIELD=VALUE,...]",
                         help="a preset (default, original) with optional config changes; "

@@ -21,7 +21,7 @@ MAX_THREADS = 1024
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Train continuous-relaxation AIR on multi-MNIST.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=cli.HelpFormatter)
     run = parser.add_argument_group("run")
     run.add_argument("--data-dir", default="multi_mnist_data/",
                      help="folder with train.tfrecords and test.tfrecords (multi_mnist.py)")

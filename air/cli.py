@@ -88,6 +88,17 @@ def add_numeric_options(parser, options):
                             metavar=metavar[0] if metavar else None)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with "(default: ...)" after an option's help, except where saying it adds
+    nothing: no default (None), an off switch (False), or a help text that names its own."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def entry_point(build_parser, run):
     """A script's ``main(argv=None)``: ``main`` below with the script's parser and ``run``."""
     def script_main(argv=None):

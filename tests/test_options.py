@@ -8,6 +8,7 @@ config's, so their out-of-range values are listed here.
 """
 import importlib
 import os
+import re
 import subprocess
 import sys
 
@@ -204,3 +205,8 @@ def test_help_of_every_script_mentions_verbose():
         assert result.returncode == 0, (script, result.stderr)
         assert "--verbose" in result.stdout, script
         assert result.stderr == "", (script, result.stderr)
+        # Defaults worth reading only: no "(default: None)", none said twice for one option.
+        text = " ".join(result.stdout.split())
+        assert "(default: None)" not in text, script
+        for option in re.split(r"\s(?=--[a-z])", text):
+            assert option.count("(default:") <= 1, (script, option)

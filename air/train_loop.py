@@ -107,23 +107,16 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
     """Builds the training graph in the current default graph and runs the loop."""
     import numpy as np
     import tensorflow.compat.v1 as tf
-    from air import summaries
     from air.checkpoints import latest_checkpoint
     from air.evaluation import HeldOutEvaluator
 
     if args.seed is not None:
         tf.set_random_seed(args.seed)
         np.random.seed(args.seed)
+    # Built in this order, always: with a seed, each random op's stream follows from its place.
     graph = build_training_graph(config, train_path, seed=args.seed)
-    model, global_step = graph.model, graph.global_step
-    evaluator = HeldOutEvaluator(config, test_path, args.eval_batch_size, global_step)
-    summary_ops = {
-        "scalars": (args.scalars_every, summaries.scalar_summaries(
-            model, graph.train_ops, tf.constant(config.learning_rate))),
-        "variables": (args.variables_every, summaries.variable_summaries(model)),
-        "gradients": (args.gradients_every, summaries.gradient_summaries(graph.train_ops)),
-        "images": (args.images_every, summaries.image_summaries(model)),
-    }
+    evaluator = HeldOutEvaluator(config, test_path, args.eval_batch_size, graph.global_step)
+    summary_ops = _summary_ops(args, config, graph)
     fetches = iteration_fetches(graph)
     saver = tf.train.Saver(max_to_keep=args.keep_checkpoints, save_relative_paths=True)
     session_config = tf.ConfigProto(intra_op_parallelism_threads=args.threads,
@@ -138,95 +131,150 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
             print("resumed from %s" % latest, flush=True)
         else:
             session.run(tf.global_variables_initializer())
-        step = int(session.run(global_step))
+        step = int(session.run(graph.global_step))
         writer = tf.summary.FileWriter(summary_dir, session.graph if step == 0 else None)
         # Events past the resumed step (written before an interruption) are superseded.
         writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), step)
         metrics = metrics_log.MetricsWriter(
             os.path.join(args.results_dir, metrics_log.FILENAME), step)
-        good_streak = metrics_log.accuracy_streak(metrics.earlier_rows, args.stop_at_accuracy)
-
-        def save():
-            path = saver.save(session, os.path.join(model_dir, CHECKPOINT_PREFIX),
-                              global_step=step)
-            writer.flush()
-            metrics.flush()
-            return path
-
-        window = []  # training fetches since the last metrics row
-        heldout = {}
-        skipped_in_a_row = 0
-        start_step, start_time = step, time.time()
-        last_progress = 0.0
-        exit_message = None
-        failure = None
-        converged = False
+        loop = _Loop(args, session, saver, model_dir, writer, metrics, step,
+                     iterations_per_epoch, max_iterations)
         try:
-            while step < max_iterations:
-                if stop.signal_name:
-                    exit_message = "%s received" % stop.signal_name
-                    break
-                if args.stop_at_accuracy is not None and good_streak >= args.patience:
-                    converged = True
-                    break
-                run_fetches = dict(fetches)
-                for name, (period, op) in summary_ops.items():
-                    if period > 0 and step % period == 0:
-                        run_fetches[name] = op
-                result = session.run(run_fetches)
-                for name in summary_ops:
-                    if name in result:
-                        writer.add_summary(result[name], step)
-                step += 1
-                if result["finite"]:
-                    skipped_in_a_row = 0
-                    window.append([result["loss"]] + result["terms"] + [result["accuracy"]])
-                else:
-                    skipped_in_a_row += 1
-                    if skipped_in_a_row >= args.max_skipped_in_a_row:
-                        failure = ("%d updates in a row had a non-finite loss or gradient "
-                                   "(iterations %d to %d)"
-                                   % (skipped_in_a_row, step - skipped_in_a_row + 1, step))
-                        break
-
-                if step % args.eval_every == 0 or step == max_iterations:
-                    heldout = evaluator.heldout_metrics(session, args.heldout_elbo_samples)
-                    heldout["iteration"] = step
-                    _write_heldout_summary(tf, writer, heldout, step)
-                    means = (np.mean(window, axis=0) if window
-                             else [float("nan")] * len(metrics_log.TRAINING_MEANS))
-                    metrics.write(step, time.time(), step / iterations_per_epoch, means,
-                                  result["skipped"], heldout)
-                    window = []
-                    good_streak = (good_streak + 1 if args.stop_at_accuracy is not None
-                                   and heldout["count_accuracy"] >= args.stop_at_accuracy else 0)
-                if step % args.save_every == 0:
-                    save()
-
-                now = time.time()
-                if now - last_progress >= args.progress_seconds or step == max_iterations:
-                    last_progress = now
-                    print(_progress_line(step, max_iterations, iterations_per_epoch,
-                                         (step - start_step) / max(now - start_time, 1e-9),
-                                         result, heldout), flush=True)
+            ending = loop.run(fetches, summary_ops, evaluator, stop)
         finally:
-            path = save()
+            path = loop.save()
             writer.close()
             metrics.close()
             stop.restore()
-        if failure:
-            # Skipped updates change no weight: the checkpoint holds the last finite update's.
-            raise TrainingError("%s: stopped and saved %s (weights of the last finite update, "
-                                "iteration %d); check the data for NaN or infinite pixels, or "
-                                "lower --learning-rate" % (failure, path, step - skipped_in_a_row))
-        if exit_message:
-            print("%s: saved %s; continue with --resume" % (exit_message, path), flush=True)
-        elif converged:
-            print("converged: held-out count accuracy >= %g at %d evaluations in a row "
-                  "(iteration %d); saved %s" % (args.stop_at_accuracy, args.patience, step, path),
-                  flush=True)
+        _report(ending, path, loop, args, stop.signal_name)
+
+
+def _summary_ops(args, config, graph):
+    """The TensorBoard summaries by kind: name -> (iterations between them, summary op)."""
+    import tensorflow.compat.v1 as tf
+    from air import summaries
+    model, train_ops = graph.model, graph.train_ops
+    return {
+        "scalars": (args.scalars_every, summaries.scalar_summaries(
+            model, train_ops, tf.constant(config.learning_rate))),
+        "variables": (args.variables_every, summaries.variable_summaries(model)),
+        "gradients": (args.gradients_every, summaries.gradient_summaries(train_ops)),
+        "images": (args.images_every, summaries.image_summaries(model)),
+    }
+
+
+class _Loop:
+    """The iterations of one training run in an open session, with its evaluations, metrics
+    rows, summaries and checkpoints; ``run`` says why it ended."""
+
+    def __init__(self, args, session, saver, model_dir, writer, metrics, step,
+                 iterations_per_epoch, max_iterations):
+        self.args, self.session, self.saver, self.model_dir = args, session, saver, model_dir
+        self.writer, self.metrics = writer, metrics
+        self.step, self.iterations_per_epoch = step, iterations_per_epoch
+        self.max_iterations = max_iterations
+        # Evaluations before a resume count towards --patience (metrics.csv keeps them).
+        self.good_streak = metrics_log.accuracy_streak(metrics.earlier_rows,
+                                                       args.stop_at_accuracy)
+        self.window = []  # training fetches since the last metrics row
+        self.heldout = {}
+        self.skipped_in_a_row = 0
+        self.failure = None
+
+    def save(self):
+        """Writes a checkpoint at the current step, flushes summaries and metrics; its path."""
+        path = self.saver.save(self.session, os.path.join(self.model_dir, CHECKPOINT_PREFIX),
+                               global_step=self.step)
+        self.writer.flush()
+        self.metrics.flush()
+        return path
+
+    def run(self, fetches, summary_ops, evaluator, stop):
+        """Iterates until the end; returns "signal", "converged", "failure" or "finished"."""
+        args = self.args
+        start_step, start_time = self.step, time.time()
+        last_progress = 0.0
+        while self.step < self.max_iterations:
+            if stop.signal_name:
+                return "signal"
+            if args.stop_at_accuracy is not None and self.good_streak >= args.patience:
+                return "converged"
+            result = self._iterate(fetches, summary_ops)
+            if self.failure:
+                return "failure"
+            if self.step % args.eval_every == 0 or self.step == self.max_iterations:
+                self._evaluate(evaluator, result)
+            if self.step % args.save_every == 0:
+                self.save()
+            now = time.time()
+            if (now - last_progress >= args.progress_seconds
+                    or self.step == self.max_iterations):
+                last_progress = now
+                rate = (self.step - start_step) / max(now - start_time, 1e-9)
+                print(_progress_line(self.step, self.max_iterations, self.iterations_per_epoch,
+                                     rate, result, self.heldout), flush=True)
+        return "finished"
+
+    def _iterate(self, fetches, summary_ops):
+        """One update (with the summaries due at this step); a run of non-finite updates
+        longer than --max-skipped-in-a-row sets ``failure``."""
+        run_fetches = dict(fetches)
+        for name, (period, op) in summary_ops.items():
+            if period > 0 and self.step % period == 0:
+                run_fetches[name] = op
+        result = self.session.run(run_fetches)
+        for name in summary_ops:
+            if name in result:
+                self.writer.add_summary(result[name], self.step)
+        self.step += 1
+        if result["finite"]:
+            self.skipped_in_a_row = 0
+            self.window.append([result["loss"]] + result["terms"] + [result["accuracy"]])
         else:
-            print("finished %d iterations; saved %s" % (step, path), flush=True)
+            self.skipped_in_a_row += 1
+            if self.skipped_in_a_row >= self.args.max_skipped_in_a_row:
+                self.failure = ("%d updates in a row had a non-finite loss or gradient "
+                                "(iterations %d to %d)" % (
+                                    self.skipped_in_a_row,
+                                    self.step - self.skipped_in_a_row + 1, self.step))
+        return result
+
+    def _evaluate(self, evaluator, result):
+        """A held-out evaluation: its summary, a metrics.csv row, the --patience streak."""
+        import numpy as np
+        import tensorflow.compat.v1 as tf
+        args = self.args
+        heldout = evaluator.heldout_metrics(self.session, args.heldout_elbo_samples)
+        heldout["iteration"] = self.step
+        _write_heldout_summary(tf, self.writer, heldout, self.step)
+        means = (np.mean(self.window, axis=0) if self.window
+                 else [float("nan")] * len(metrics_log.TRAINING_MEANS))
+        self.metrics.write(self.step, time.time(), self.step / self.iterations_per_epoch, means,
+                           result["skipped"], heldout)
+        self.window = []
+        self.heldout = heldout
+        good = (args.stop_at_accuracy is not None
+                and heldout["count_accuracy"] >= args.stop_at_accuracy)
+        self.good_streak = self.good_streak + 1 if good else 0
+
+
+def _report(ending, path, loop, args, signal_name):
+    """Says how the run ended; a run of non-finite updates is a TrainingError."""
+    if ending == "failure":
+        # Skipped updates change no weight: the checkpoint holds the last finite update's.
+        raise TrainingError("%s: stopped and saved %s (weights of the last finite update, "
+                            "iteration %d); check the data for NaN or infinite pixels, or "
+                            "lower --learning-rate"
+                            % (loop.failure, path, loop.step - loop.skipped_in_a_row))
+    if ending == "signal":
+        print("%s received: saved %s; continue with --resume" % (signal_name, path),
+              flush=True)
+    elif ending == "converged":
+        print("converged: held-out count accuracy >= %g at %d evaluations in a row "
+              "(iteration %d); saved %s" % (args.stop_at_accuracy, args.patience, loop.step,
+                                            path), flush=True)
+    else:
+        print("finished %d iterations; saved %s" % (loop.step, path), flush=True)
 
 
 def _progress_line(step, max_iterations, iterations_per_epoch, rate, result, heldout):

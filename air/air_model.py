@@ -313,13 +313,14 @@ class AIRModel:
         if forced_z_pres is not None:
             z_pres = forced_z_pres
         z_where_mean, z_where_std, z_where, scale, shift, kl_z_where, _ = self._where(t, hidden)
-        window = transformer.crop(self.images, scale, shift, config.window_size)
+        window = transformer.crop(self.images, scale, shift, config.window_size,
+                                config.transformer_grid)
         z_what_mean, z_what_std, z_what, kl_z_what, reconstruction, _ = self._what(t, window)
 
         attempted, stopping_sum, live = stop_rule(prev.stopping_sum, z_pres,
                                                   config.stopping_threshold)
-        pasted = transformer.paste(reconstruction, scale, shift,
-                                   config.canvas_height, config.canvas_width)
+        pasted = transformer.paste(reconstruction, scale, shift, config.canvas_height,
+                                   config.canvas_width, config.transformer_grid)
         canvas = prev.canvas + (live * z_pres)[:, None, None] * pasted
 
         state = StepState(lstm=lstm_state, z_where=z_where, z_what=z_what, z_pres=z_pres,
@@ -371,11 +372,12 @@ class AIRModel:
 
         (z_where_mean, z_where_std, z_where, scale, shift, kl_z_where,
          z_where_density) = self._where(t, tf.gather(hidden, rows))
-        window = transformer.crop(tf.gather(self.images, rows), scale, shift, config.window_size)
+        window = transformer.crop(tf.gather(self.images, rows), scale, shift, config.window_size,
+                                  config.transformer_grid)
         (z_what_mean, z_what_std, z_what, kl_z_what, reconstruction,
          z_what_density) = self._what(t, window)
-        pasted = transformer.paste(reconstruction, scale, shift,
-                                   config.canvas_height, config.canvas_width)
+        pasted = transformer.paste(reconstruction, scale, shift, config.canvas_height,
+                                   config.canvas_width, config.transformer_grid)
         object_canvas = tf.gather(z_pres, rows)[:, None, None] * pasted
         canvas = prev.canvas + all_rows(object_canvas)
         state = StepState(lstm=lstm_state, z_where=all_rows(z_where), z_what=all_rows(z_what),

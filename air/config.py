@@ -22,6 +22,7 @@ CHOICES = {
     "lstm_kernel_init": ("joint", "split"),
     "z_where_heads": ("separate", "shared"),
     "shift_transform": ("tanh", "identity"),
+    "transformer_grid": ("align_corners", "pixel_centres"),
     "vae_activation": ("softplus", "relu"),
     "z_what_variance_head": ("log_variance", "softplus_std"),
     "likelihood_epsilon_placement": ("inside_log", "clip"),
@@ -36,6 +37,7 @@ ORIGINAL_CHOICES = {
     "lstm_kernel_init": "joint",
     "z_where_heads": "separate",
     "shift_transform": "tanh",
+    "transformer_grid": "align_corners",
     "vae_activation": "softplus",
     "z_what_variance_head": "log_variance",
     "likelihood_epsilon_placement": "inside_log",
@@ -51,6 +53,7 @@ LEGACY_VALUES = {
     "lstm_kernel_init": "split",
     "z_where_heads": "shared",
     "shift_transform": "identity",
+    "transformer_grid": "pixel_centres",
     "vae_activation": "relu",
     "z_what_variance_head": "softplus_std",
     "likelihood_epsilon_placement": "clip",
@@ -122,6 +125,11 @@ class AIRConfig:
         "the original) or 'identity'; the prior is on the latent either way")
     scale_transform: str = _field(
         "sigmoid", "maps the scale latent to window side / canvas side: 'sigmoid' or 'exp'")
+    transformer_grid: str = _field(
+        "pixel_centres", "where the spatial transformer samples: 'pixel_centres' (n points at "
+        "the pixel centres of [-1, 1], zero padding faded over one pixel) or 'align_corners' "
+        "(the original's: n points from -1 to 1 inclusive on pixels 0 to n - 1.001, zero off "
+        "the image with no fade)")
     scale_prior_mean: float = _field(-1.0, "prior mean of the scale latent (see scale_transform)")
     scale_prior_variance: float = _field(0.05, "prior variance of the scale latent", positive=True)
     shift_prior_mean: float = _field(

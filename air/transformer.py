@@ -8,8 +8,16 @@ Samples outside the input read zeros.
 AIR's windows are squares described by ``scale`` (window side / canvas side) and ``shift``
 (window centre, x then y, in canvas coordinates): cropping samples the canvas at
 ``scale * p + shift`` for each window point p; pasting is the inverse map.
+
+``crop`` and ``paste`` take one of two sampling grids (``AIRConfig.transformer_grid``):
+``pixel_centres`` as above, or ``align_corners``, the convention of the spatial transformer of
+the original code (TensorFlow models' ``transformer``): the n points of an axis run from -1 to
+1 inclusive, -1..1 lands on pixel coordinates 0..(n - 1.001), and a point whose coordinate lies
+off [0, n - 1) reads zero (no fade over the edge pixel).
 """
 import tensorflow.compat.v1 as tf
+
+GRIDS = ("pixel_centres", "align_corners")
 
 
 def _pixel_centres(size):
@@ -85,31 +93,51 @@ def _tent_weights(centres, size):
     return tf.nn.relu(1.0 - tf.abs(centres[:, :, None] - pixels[None, None, :]))
 
 
-def _separable_transform(images, scale, shift, out_height, out_width):
+def _axis_weights(points, size, grid):
+    """Interpolation weights [B, n, size] of normalised points [B, n] on an axis of ``size``
+    pixels, under the sampling convention ``grid`` (see the module's docstring)."""
+    if grid == "pixel_centres":
+        return _tent_weights(((points + 1.0) * size - 1.0) / 2.0, size)
+    # The original's floor/clip indexing: both neighbours clip to one pixel off [0, size - 1)
+    # and their weights cancel, so such points read exactly zero.
+    coordinates = (points + 1.0) * (size - 1.001) / 2.0
+    inside = tf.logical_and(coordinates >= 0.0, coordinates < size - 1.0)
+    return _tent_weights(coordinates, size) * tf.cast(inside, tf.float32)[:, :, None]
+
+
+def _grid_points(size, grid):
+    """[size] normalised sampling points of an output axis."""
+    return tf.linspace(-1.0, 1.0, size) if grid == "align_corners" else _pixel_centres(size)
+
+
+def _separable_transform(images, scale, shift, out_height, out_width, grid="pixel_centres"):
     """Axis-aligned transform x_in = scale * x_out + shift as two batched matmuls.
 
-    Same result as ``transform`` with theta = [[s, 0, sx], [0, s, sy]] (tested), but
-    bilinear sampling of an axis-aligned grid factorises into a row and a column
-    interpolation, which is much cheaper than gathering four corners per output pixel and
-    has dense, well-behaved gradients for both the images and the coordinates.
+    With the default grid, the same result as ``transform`` with theta = [[s, 0, sx],
+    [0, s, sy]] (tested), but bilinear sampling of an axis-aligned grid factorises into a row
+    and a column interpolation, which is much cheaper than gathering four corners per output
+    pixel and has dense, well-behaved gradients for both the images and the coordinates.
     """
+    if grid not in GRIDS:
+        raise ValueError("grid must be one of %s, got %r" % (", ".join(GRIDS), grid))
     in_height = int(images.shape[1])
     in_width = int(images.shape[2])
-    x = scale[:, None] * _pixel_centres(out_width)[None, :] + shift[:, 0:1]   # [B, out_w]
-    y = scale[:, None] * _pixel_centres(out_height)[None, :] + shift[:, 1:2]  # [B, out_h]
-    rows = _tent_weights(((y + 1.0) * in_height - 1.0) / 2.0, in_height)     # [B, out_h, H]
-    columns = _tent_weights(((x + 1.0) * in_width - 1.0) / 2.0, in_width)    # [B, out_w, W]
+    x = scale[:, None] * _grid_points(out_width, grid)[None, :] + shift[:, 0:1]   # [B, out_w]
+    y = scale[:, None] * _grid_points(out_height, grid)[None, :] + shift[:, 1:2]  # [B, out_h]
+    rows = _axis_weights(y, in_height, grid)       # [B, out_h, H]
+    columns = _axis_weights(x, in_width, grid)     # [B, out_w, W]
     return tf.matmul(tf.matmul(rows, images), columns, transpose_b=True)
 
 
-def crop(images, scale, shift, size):
+def crop(images, scale, shift, size, grid="pixel_centres"):
     """Takes canvases [B, H, W] to the [B, size, size] windows at (scale, shift)."""
-    return _separable_transform(images, scale, shift, size, size)
+    return _separable_transform(images, scale, shift, size, size, grid)
 
 
-def paste(windows, scale, shift, height, width):
+def paste(windows, scale, shift, height, width, grid="pixel_centres"):
     """Takes windows [B, h, w] back to [B, height, width] canvases, placed at (scale, shift)."""
-    return _separable_transform(windows, 1.0 / scale, -shift / scale[:, None], height, width)
+    return _separable_transform(windows, 1.0 / scale, -shift / scale[:, None], height, width,
+                                grid)
 
 
 def window_boxes(scale, shift, height, width):

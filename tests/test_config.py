@@ -49,6 +49,7 @@ DECLARED = [
     ("z_what_prior_mean", float, 0.0), ("z_what_prior_variance", float, 1.0),
     ("z_where_hidden_units", int, 64), ("z_where_heads", str, "shared"),
     ("shift_transform", str, "identity"), ("scale_transform", str, "sigmoid"),
+    ("transformer_grid", str, "pixel_centres"),
     ("scale_prior_mean", float, -1.0), ("scale_prior_variance", float, 0.05),
     ("shift_prior_mean", float, 0.0), ("shift_prior_variance", float, 1.0),
     ("z_pres_hidden_units", int, 64), ("z_pres_prior_odds_initial", float, 1e4),

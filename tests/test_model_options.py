@@ -18,7 +18,7 @@ from air.config import AIRConfig, LEGACY_VALUES, ORIGINAL_CHOICES
 # The original code's choices, written out from its air_model.py, vae.py and training.py.
 ORIGINAL = {
     "lstm_input": "image", "lstm_kernel_init": "joint", "z_where_heads": "separate",
-    "shift_transform": "tanh", "vae_activation": "softplus",
+    "shift_transform": "tanh", "transformer_grid": "align_corners", "vae_activation": "softplus",
     "z_what_variance_head": "log_variance", "likelihood_epsilon_placement": "inside_log",
     "likelihood_epsilon": 1e-9, "z_pres_prior_odds_epsilon": 1e-9,
 }
@@ -56,6 +56,7 @@ def test_a_saved_config_without_the_new_fields_keeps_its_old_graph():
 
 @pytest.mark.parametrize("field,value", [("lstm_input", "pixels"), ("z_where_heads", "four"),
                                          ("shift_transform", "sigmoid"),
+                                         ("transformer_grid", "corners"),
                                          ("vae_activation", "elu"),
                                          ("z_what_variance_head", "std"),
                                          ("likelihood_epsilon_placement", "outside"),

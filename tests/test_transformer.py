@@ -173,10 +173,16 @@ def test_crop_then_paste_puts_the_digit_back():
             (canvas * coordinate).sum() / canvas.sum(), abs=0.1)
 
 
-def test_gradients_match_finite_differences():
+@pytest.mark.parametrize("grid", transformer.GRIDS)
+def test_gradients_match_finite_differences(grid):
     rng = np.random.RandomState(5)
     canvas = np.stack([np.pad(smooth_digit(30, seed), 10) for seed in range(3)]).astype(np.float32)
     window = np.stack([smooth_digit(12, seed) for seed in range(3)]).astype(np.float32)
+    if grid == "align_corners":
+        # Zero borders: with align_corners the value jumps where a point leaves the window (the
+        # original's hard cut), which a finite difference across it sees and a gradient not.
+        window[:, [0, -1], :] = 0.0
+        window[:, :, [0, -1]] = 0.0
     # Off the pixel grid: where a sampling point falls exactly on a pixel centre the tent
     # weights have a kink, and TF's derivative of |d| and relu there is 0 (a subgradient).
     scale = np.array([0.4537, 0.6123, 0.7891], np.float32)
@@ -186,16 +192,19 @@ def test_gradients_match_finite_differences():
     with tf.Graph().as_default():
         s = tf.placeholder(tf.float32, [3])
         t = tf.placeholder(tf.float32, [3, 2])
-        objective = (tf.reduce_sum(weights_crop * transformer.crop(canvas, s, t, 12), [1, 2])
-                     + tf.reduce_sum(weights_paste * transformer.paste(window, s, t, 50, 50),
-                                     [1, 2]))
+        objective = (
+            tf.reduce_sum(weights_crop * transformer.crop(canvas, s, t, 12, grid), [1, 2])
+            + tf.reduce_sum(weights_paste * transformer.paste(window, s, t, 50, 50, grid),
+                            [1, 2]))
         gradients = tf.gradients(tf.reduce_sum(objective), [s, t])
         with tf.Session() as session:
             def value(s_, t_):
                 return session.run(objective, {s: s_, t: t_}).astype(np.float64)
 
             grad_scale, grad_shift = session.run(gradients, {s: scale, t: shift})
-            step = 1e-3
+            # The align_corners points of these windows lie closer to pixel centres (kinks),
+            # so its differences take a smaller step.
+            step = 1e-3 if grid == "pixel_centres" else 1e-4
             numeric_scale = (value(scale + step, shift) - value(scale - step, shift)) / (2 * step)
             numeric_shift = np.zeros_like(grad_shift)
             for axis in range(2):
@@ -210,17 +219,70 @@ def test_gradients_match_finite_differences():
         np.testing.assert_allclose(analytic, numeric, rtol=0.05, atol=0.05 * np.abs(numeric).max())
 
 
-def test_gradients_finite_for_extreme_windows():
+@pytest.mark.parametrize("grid", transformer.GRIDS)
+def test_gradients_finite_for_extreme_windows(grid):
     scale = np.array([1e-3, 1e-3, 1.0, 3.0], np.float32)  # MIN_SCALE of the model, and large
     shift = np.array([[0.0, 0.0], [5.0, -5.0], [-1.0, 1.0], [0.3, 0.3]], np.float32)
     canvas = np.random.RandomState(6).rand(4, 50, 50).astype(np.float32)
     window = np.ones([4, 28, 28], np.float32)
 
     def build(c, w, s, t):
-        outputs = [transformer.crop(c, s, t, 28), transformer.paste(w, s, t, 50, 50)]
+        outputs = [transformer.crop(c, s, t, 28, grid), transformer.paste(w, s, t, 50, 50, grid)]
         total = tf.add_n([tf.reduce_sum(o) for o in outputs])
         return outputs, tf.gradients(total, [c, w, s, t])
 
     outputs, gradients = evaluate(build, canvas, window, scale, shift)
     for value in outputs + gradients:
         assert np.all(np.isfinite(value))
+
+
+def original_code_transform(images, theta, out_height, out_width):
+    """The sampling of the original code's spatial transformer (TensorFlow models'), written
+    out in numpy: output points on linspace(-1, 1), input coordinates (v + 1) * (n - 1.001) / 2,
+    both corner indices clipped to the image, weights from the clipped corners."""
+    batch, height, width = images.shape
+    ys, xs = np.meshgrid(np.linspace(-1.0, 1.0, out_height), np.linspace(-1.0, 1.0, out_width),
+                         indexing="ij")
+    out = np.zeros([batch, out_height, out_width])
+    for b in range(batch):
+        x = theta[b, 0, 0] * xs + theta[b, 0, 1] * ys + theta[b, 0, 2]
+        y = theta[b, 1, 0] * xs + theta[b, 1, 1] * ys + theta[b, 1, 2]
+        x = (x + 1.0) * (width - 1.001) / 2.0
+        y = (y + 1.0) * (height - 1.001) / 2.0
+        x0 = np.clip(np.floor(x).astype(int), 0, width - 1)
+        x1 = np.clip(np.floor(x).astype(int) + 1, 0, width - 1)
+        y0 = np.clip(np.floor(y).astype(int), 0, height - 1)
+        y1 = np.clip(np.floor(y).astype(int) + 1, 0, height - 1)
+        image = images[b]
+        out[b] = ((x1 - x) * (y1 - y) * image[y0, x0] + (x1 - x) * (y - y0) * image[y1, x0]
+                  + (x - x0) * (y1 - y) * image[y0, x1] + (x - x0) * (y - y0) * image[y1, x1])
+    return out
+
+
+def test_align_corners_grid_matches_the_original_code_sampling():
+    rng = np.random.RandomState(7)
+    batch = 24
+    scale, shift = random_windows(rng, batch)  # many windows reach past the canvas
+    canvas = rng.rand(batch, 50, 50).astype(np.float32)
+    window = rng.rand(batch, 28, 28).astype(np.float32)
+    crops, pastes = evaluate(lambda c, w, s, t: (
+        transformer.crop(c, s, t, 28, "align_corners"),
+        transformer.paste(w, s, t, 50, 50, "align_corners")), canvas, window, scale, shift)
+    theta = window_theta_np(scale.astype(np.float64), shift.astype(np.float64))
+    inverse = window_theta_np(1.0 / scale.astype(np.float64), -shift / scale[:, None])
+    np.testing.assert_allclose(crops, original_code_transform(canvas, theta, 28, 28),
+                               atol=2e-5)
+    np.testing.assert_allclose(pastes, original_code_transform(window, inverse, 50, 50),
+                               atol=2e-5)
+    # The two grids differ: the original's window reaches a little further and has no fade.
+    default_crops = evaluate(lambda c, s, t: transformer.crop(c, s, t, 28), canvas, scale, shift)
+    assert np.abs(default_crops - crops).max() > 0.05
+
+
+def test_align_corners_reads_zero_off_the_image_without_a_fade():
+    canvas = np.ones([1, 50, 50], np.float32)
+    # Window points from -1.5 to 0.5 across x: the original reads zero left of pixel 0.
+    row = evaluate(lambda c: transformer.crop(
+        c, tf.constant([1.0]), tf.constant([[-0.5, 0.0]]), 28, "align_corners"), canvas)[0, 14]
+    coordinates = (np.linspace(-1.5, 0.5, 28) + 1.0) * (50 - 1.001) / 2.0
+    np.testing.assert_allclose(row, (coordinates >= 0.0).astype(np.float32), atol=1e-6)

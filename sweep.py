@@ -53,7 +53,11 @@ def build_parser():
     parser.add_argument("--training-args", default="",
                         help="further training.py arguments, as one string")
     parser.add_argument("--report-only", action="store_true",
-                        help="only rewrite the tables and figure from the trial folders")
+                        help="only rewrite the tables and figure from the trial folders; "
+                             "trials without a checkpoint are left out, so one report can join "
+                             "grids run with different seeds")
+    parser.add_argument("--report-dir", default=None,
+                        help="where sweep.csv, sweep.md and sweep.png go (default: --output-dir)")
     return parser
 
 
@@ -90,10 +94,14 @@ def run(args):
             print("sweep: %d trials, %d to run, %d already ended"
                   % (len(trials), len(jobs), len(trials) - len(jobs)), flush=True)
             _run_jobs(args, jobs, options, trials)
-    rows = write_report(trials, options, args.output_dir, args.stop_at_accuracy)
+    report_dir = args.report_dir or args.output_dir
+    if args.report_only:
+        trials = [t for t in trials if sweep.trial_state(t, options) != "new"]
+    os.makedirs(report_dir, exist_ok=True)
+    rows = write_report(trials, options, report_dir, args.stop_at_accuracy)
     ended = sum(r["state"] in ("converged", "finished") for r in rows)
     print("sweep: %d of %d trials ended; tables in %s"
-          % (ended, len(rows), os.path.join(args.output_dir, "sweep.md")), flush=True)
+          % (ended, len(rows), os.path.join(report_dir, "sweep.md")), flush=True)
 
 
 def _run_jobs(args, jobs, options, trials):

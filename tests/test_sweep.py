@@ -92,8 +92,9 @@ def test_bad_input_is_one_error_line(small_data_dir, tmp_path, args, message):
     assert not os.path.exists(str(tmp_path / "out" / "default"))
 
 
-def _check_tables(output_dir, trials_expected):
-    with open(os.path.join(output_dir, "sweep.csv"), newline="") as f:
+def _check_tables(output_dir, trials_expected, report_dir=None):
+    report_dir = report_dir or output_dir
+    with open(os.path.join(report_dir, "sweep.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["variant"], int(r["seed"])) for r in rows] == trials_expected
     for row in rows:
@@ -105,11 +106,11 @@ def _check_tables(output_dir, trials_expected):
         firsts = [int(m["iteration"]) for m in metrics if float(m["heldout_accuracy"]) >= 0.98]
         assert row["first_iteration_at_target"] == (str(firsts[0]) if firsts else "")
         assert row["failure_mode"] in ("n+1", "n-1")
-    with open(os.path.join(output_dir, "sweep.md")) as f:
+    with open(os.path.join(report_dir, "sweep.md")) as f:
         report = f.read()
     for variant, seed in trials_expected:
         assert "| %s | %d | finished |" % (variant, seed) in report
-    with open(os.path.join(output_dir, "sweep.png"), "rb") as f:
+    with open(os.path.join(report_dir, "sweep.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
@@ -131,6 +132,15 @@ def test_local_grid_end_to_end_and_rerun_skips_finished_trials(small_data_dir, t
     assert again.returncode == 0 and "4 trials, 0 to run, 4 already ended" in again.stdout
     assert stamps == {d: os.path.getmtime(os.path.join(output, v, "seed-%d" % s, "metrics.csv"))
                       for d, (v, s) in enumerate(expected)}
+    # A report of a wider grid, elsewhere: trials never started are left out, none is run.
+    report_dir = str(tmp_path / "report")
+    wider = _sweep(["--report-only", "--report-dir", report_dir, "--seeds", "1-5", "--variant",
+                    "default", "--variant", "original", "--variant", "original:rnn_units=8",
+                    "--max-iterations", "12"], small_data_dir, output)
+    assert wider.returncode == 0, wider.stdout + wider.stderr
+    assert "4 of 4 trials ended" in wider.stdout
+    _check_tables(output, expected, report_dir)
+    assert not os.path.exists(os.path.join(output, "original+rnn_units=8"))
 
 
 def test_sigterm_stops_the_trials_and_the_same_command_resumes(small_data_dir, tmp_path):

@@ -141,7 +141,10 @@ def paste(windows, scale, shift, height, width, grid="pixel_centres"):
 
 
 def window_boxes(scale, shift, height, width):
-    """Pixel boxes [..., 4] = (x_min, y_min, box width, box height) of windows on the canvas."""
+    """Pixel boxes [..., 4] = (x_min, y_min, box width, box height) of windows on the canvas.
+
+    The box of the pixel-centre grid; an align_corners window covers the same box to within
+    half a pixel (its points span scale * (n - 1.001) pixels), which is all a drawing needs."""
     side_x = scale * width
     side_y = scale * height
     x_min = (shift[..., 0] + 1.0) * width / 2.0 - side_x / 2.0

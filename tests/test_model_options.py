@@ -18,7 +18,7 @@ from air.config import AIRConfig, LEGACY_VALUES, ORIGINAL_CHOICES
 # The original code's choices, written out from its air_model.py, vae.py and training.py.
 ORIGINAL = {
     "lstm_input": "image", "lstm_kernel_init": "joint", "z_where_heads": "separate",
-    "shift_transform": "tanh", "transformer_grid": "align_corners", "vae_activation": "softplus",
+    "shift_transform": "tanh", "vae_activation": "softplus",
     "z_what_variance_head": "log_variance", "likelihood_epsilon_placement": "inside_log",
     "likelihood_epsilon": 1e-9, "z_pres_prior_odds_epsilon": 1e-9,
 }
@@ -37,6 +37,8 @@ def test_original_preset_sets_every_departure_and_is_saved():
     config = AIRConfig.from_preset("original")
     assert {k: getattr(config, k) for k in ORIGINAL} == ORIGINAL
     assert ORIGINAL_CHOICES == ORIGINAL
+    # The one departure the preset keeps (see air/config.py): this project's transformer grid.
+    assert config.transformer_grid == "pixel_centres"
     assert config.preset == "original"
     assert json.loads(config.to_json())["preset"] == "original"
     # Explicit fields win over the preset.

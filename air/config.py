@@ -36,8 +36,8 @@ SCALE_TRANSFORMS = CHOICES["scale_transform"]
 # (``transformer_grid=align_corners``, the same sampling as its code, tested). With it this graph
 # did not learn to reconstruct (2 of 2 seeds: reconstruction loss of the training batches about
 # 1,900 per image, near an empty canvas's, through 12,000 iterations), while after 1,000
-# iterations the original code on the same data was at 443 (its test summary) and the preset
-# with this project's grid at 487 (training batches).
+# iterations the original code on the same data (a run outside this repository) was at 443
+# (its test summary) and the preset with this project's grid at 487 (training batches).
 ORIGINAL_CHOICES = {
     "lstm_input": "image",
     "lstm_kernel_init": "joint",

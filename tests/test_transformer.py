@@ -286,3 +286,66 @@ def test_align_corners_reads_zero_off_the_image_without_a_fade():
         c, tf.constant([1.0]), tf.constant([[-0.5, 0.0]]), 28, "align_corners"), canvas)[0, 14]
     coordinates = (np.linspace(-1.5, 0.5, 28) + 1.0) * (50 - 1.001) / 2.0
     np.testing.assert_allclose(row, (coordinates >= 0.0).astype(np.float32), atol=1e-6)
+
+
+def original_code_transform_tf(images, theta, out_height, out_width):
+    """The original code's interpolation in TensorFlow, written from its description: corner
+    indices floor(x) and floor(x) + 1 clipped to the image, weights from the clipped corners, the
+    four products summed in the order a (y0, x0), b (y1, x0), c (y0, x1), d (y1, x1)."""
+    batch, height, width = [int(d) for d in images.shape]
+    ys, xs = np.meshgrid(np.linspace(-1.0, 1.0, out_height), np.linspace(-1.0, 1.0, out_width),
+                         indexing="ij")
+    grid = tf.constant(np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)]), tf.float32)
+    points = tf.einsum("bij,jk->bik", theta, grid)
+    x = (points[:, 0] + 1.0) * (width - 1.001) / 2.0
+    y = (points[:, 1] + 1.0) * (height - 1.001) / 2.0
+    x0 = tf.clip_by_value(tf.cast(tf.floor(x), tf.int32), 0, width - 1)
+    x1 = tf.clip_by_value(tf.cast(tf.floor(x), tf.int32) + 1, 0, width - 1)
+    y0 = tf.clip_by_value(tf.cast(tf.floor(y), tf.int32), 0, height - 1)
+    y1 = tf.clip_by_value(tf.cast(tf.floor(y), tf.int32) + 1, 0, height - 1)
+    flat = tf.reshape(images, [-1])
+    base = tf.range(batch)[:, None] * height * width
+
+    def pixel(row, column):
+        return tf.gather(flat, base + row * width + column)
+
+    x0f, x1f, y0f, y1f = [tf.cast(v, tf.float32) for v in (x0, x1, y0, y1)]
+    out = tf.add_n([(x1f - x) * (y1f - y) * pixel(y0, x0), (x1f - x) * (y - y0f) * pixel(y1, x0),
+                    (x - x0f) * (y1f - y) * pixel(y0, x1), (x - x0f) * (y - y0f) * pixel(y1, x1)])
+    return tf.reshape(out, [batch, out_height, out_width])
+
+
+def test_original_code_paste_leaves_float32_residues_that_align_corners_does_not():
+    """Why the original's grid trains in its code and not here (README, the study): outside the
+    window its paste sums terms that cancel only in real arithmetic; the float32 residues, times
+    its likelihood's 1 / (p + 1e-9) on ink that no window covers, give a gradient here exactly 0."""
+    rng = np.random.RandomState(8)
+    window = rng.rand(4, 28, 28).astype(np.float32)
+    scale = np.array([0.35, 0.4, 0.45, 0.5], np.float32)
+    shift = rng.uniform(-0.4, 0.4, [4, 2]).astype(np.float32)
+    inverse = window_theta_np(1.0 / scale, -shift / scale[:, None]).astype(np.float32)
+    ink = (rng.rand(4, 50, 50) > 0.7).astype(np.float32)
+
+    def build(w):
+        pasted = {"original": original_code_transform_tf(w, tf.constant(inverse), 50, 50),
+                  "ours": transformer.paste(w, tf.constant(scale), tf.constant(shift), 50, 50,
+                                            "align_corners")}
+        outside = tf.cast(tf.equal(pasted["ours"], 0.0), tf.float32) * ink  # uncovered ink
+        gradients = {k: tf.gradients(-tf.reduce_sum(outside * tf.log(tf.maximum(p, 0.0) + 1e-9)),
+                                     w)[0] for k, p in pasted.items()}
+        return pasted, gradients
+
+    pasted, gradients = evaluate(build, window)
+    np.testing.assert_allclose(pasted["original"], pasted["ours"], atol=2e-5)
+    # Our paste is exactly zero off the window's support; the original's is not, in float32.
+    support = np.zeros([4, 50, 50], bool)
+    for b in range(4):
+        coordinates = ((np.linspace(-1, 1, 50) - shift[b, ::-1, None]) / scale[b] + 1.0) * 13.4995
+        inside = (coordinates >= 0) & (coordinates < 27)
+        support[b] = inside[0][:, None] & inside[1][None, :]
+    assert np.all(pasted["ours"][~support] == 0.0)
+    residues = np.abs(pasted["original"][~support])
+    assert 0.0 < residues.max() < 1e-4 and np.count_nonzero(residues) > 100
+    # The likelihood gradient through those residues: large in the original, none in ours.
+    assert np.abs(gradients["ours"]).max() == 0.0
+    assert np.linalg.norm(gradients["original"]) > 1e3

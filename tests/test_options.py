@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO
 
 SCRIPTS = ("training", "evaluate", "demo", "embeddings", "charts", "bench", "multi_mnist",
-           "export_model", "sweep")
+           "export_model", "sweep", "run_original")
 # Arguments a script needs before it gets to look at the swept option.
 REQUIRED = {"charts": ["--results-dir", "no_such_run"]}
 NOT_NUMBERS = ("abc", "", "nan", "inf", "-inf", "1e999", "0x10")
@@ -103,7 +103,7 @@ def test_every_script_has_numeric_options_to_sweep():
     # bench.py and export_model.py take no numbers; the others must all be found.
     assert counted["training"] >= 40 and counted["multi_mnist"] == 14, counted
     assert counted["demo"] == 4 and counted["embeddings"] == 3 and counted["charts"] == 2
-    assert counted["evaluate"] == 4 and counted["sweep"] == 7
+    assert counted["evaluate"] == 4 and counted["sweep"] == 7 and counted["run_original"] == 5
     assert len(CONFIG_OUT_OF_RANGE) > 20
 
 

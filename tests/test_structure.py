@@ -10,7 +10,7 @@ import sys
 from conftest import REPO
 
 SCRIPTS = ("training", "evaluate", "demo", "embeddings", "charts", "bench", "multi_mnist",
-           "export_model", "sweep")
+           "export_model", "sweep", "run_original")
 MAX_SCRIPT_LINES = 200
 
 

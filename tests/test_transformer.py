@@ -315,16 +315,23 @@ def original_code_transform_tf(images, theta, out_height, out_width):
     return tf.reshape(out, [batch, out_height, out_width])
 
 
-def test_original_code_paste_leaves_float32_residues_that_align_corners_does_not():
-    """Why the original's grid trains in its code and not here (README, the study): outside the
-    window its paste sums terms that cancel only in real arithmetic; the float32 residues, times
-    its likelihood's 1 / (p + 1e-9) on ink that no window covers, give a gradient here exactly 0."""
+def residue_case():
+    """Four 28x28 windows pasted on 50x50 canvases: (windows, scales, shifts, the inverse
+    (paste) theta [4, 2, 3], random ink on the canvas)."""
     rng = np.random.RandomState(8)
     window = rng.rand(4, 28, 28).astype(np.float32)
     scale = np.array([0.35, 0.4, 0.45, 0.5], np.float32)
     shift = rng.uniform(-0.4, 0.4, [4, 2]).astype(np.float32)
     inverse = window_theta_np(1.0 / scale, -shift / scale[:, None]).astype(np.float32)
     ink = (rng.rand(4, 50, 50) > 0.7).astype(np.float32)
+    return window, scale, shift, inverse, ink
+
+
+def test_original_code_paste_leaves_float32_residues_that_align_corners_does_not():
+    """Why the original's grid trains in its code and not here (README, the study): outside the
+    window its paste sums terms that cancel only in real arithmetic; the float32 residues, times
+    its likelihood's 1 / (p + 1e-9) on ink that no window covers, give a gradient here exactly 0."""
+    window, scale, shift, inverse, ink = residue_case()
 
     def build(w):
         pasted = {"original": original_code_transform_tf(w, tf.constant(inverse), 50, 50),

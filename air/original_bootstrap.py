@@ -9,9 +9,9 @@ Only what surrounds the original's graph changes (each change is made by replaci
 TensorFlow attribute before its training.py runs):
 
 * Every session gets the original's own ConfigProto plus: graph rewrites ``arithmetic_optimization``
-  and ``constant_folding`` off, because TF 1.15 turns its ``log(1.0 - p + 1e-9)`` into
-  ``log((1 + 1e-9) - p)``, -inf at p = 1 in float32 (either rewrite alone does it); and the
-  given number of TensorFlow threads.
+  and ``constant_folding`` off, because TensorFlow (1.15, and 2.21 too) turns its
+  ``log(1.0 - p + 1e-9)`` into ``log((1 + 1e-9) - p)``, -inf at p = 1 in float32 (with TF 1.15
+  either rewrite alone does it); and the given number of TensorFlow threads.
 * The training loop has no end but its 300 epochs: once a training step returns global step N,
   the next training step raises ``OutOfRangeError``, which the original catches as "training has
   ended", so the summaries at step N are written. SIGTERM and SIGINT end it the same way.

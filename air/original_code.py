@@ -73,20 +73,26 @@ def check_original_dir(path):
             path, ", ".join(missing)))
 
 
+def python_files(original_dir):
+    """The original's .py files that training.py runs (its top folder and air/), as paths
+    relative to ``original_dir``."""
+    return [os.path.join(folder, name) for folder in ("", "air")
+            for name in sorted(os.listdir(os.path.join(original_dir, folder)))
+            if name.endswith(".py")]
+
+
 def check_tensorflow_version(original_dir, tensorflow_version):
     """Raises a UserError when the original's files import tf.contrib and TensorFlow is 2.x
     (which has no tf.contrib), rather than let the run end in the original's traceback."""
     if int(tensorflow_version.split(".")[0]) < 2:
         return
-    for folder in ("", "air"):
-        for name in sorted(os.listdir(os.path.join(original_dir, folder))):
-            if name.endswith(".py"):
-                with open(os.path.join(original_dir, folder, name)) as f:
-                    if "tensorflow.contrib" in f.read():
-                        raise UserError(
-                            "the original code imports tensorflow.contrib (%s), which TensorFlow "
-                            "%s lacks: run this on TensorFlow 1.15 (stack (a), README)" % (
-                                os.path.join(folder, name), tensorflow_version))
+    for relative in python_files(original_dir):
+        with open(os.path.join(original_dir, relative)) as f:
+            if "tensorflow.contrib" in f.read():
+                raise UserError(
+                    "the original code imports tensorflow.contrib (%s), which TensorFlow %s "
+                    "lacks: run this on TensorFlow 1.15 (stack (a), README)" % (
+                        relative, tensorflow_version))
 
 
 def check_data_dir(path):
@@ -118,12 +124,9 @@ def prepare(original_dir, data_dir, results_dir, overwrite=False):
         elif os.path.exists(path):
             os.remove(path)
     code_dir = os.path.join(results_dir, "code")
-    for folder in ("", "air"):
-        os.makedirs(os.path.join(code_dir, folder), exist_ok=True)
-        source = os.path.join(original_dir, folder)
-        for name in sorted(os.listdir(source)):
-            if name.endswith(".py"):
-                shutil.copy2(os.path.join(source, name), os.path.join(code_dir, folder, name))
+    os.makedirs(os.path.join(code_dir, "air"))
+    for relative in python_files(original_dir):
+        shutil.copy2(os.path.join(original_dir, relative), os.path.join(code_dir, relative))
     os.makedirs(os.path.join(code_dir, "multi_mnist_data"))
     for ours, theirs in DATA_FILES:
         os.symlink(os.path.abspath(os.path.join(data_dir, ours)),

@@ -26,7 +26,7 @@ def build_parser():
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--output", default="bench.json", help="JSON file the results merge into")
     parser.add_argument("--mnist-dir", default=os.environ.get("MNIST_DIR") or "mnist_data/",
-                        help="MNIST folder (the MNIST_DIR environment variable overrides the default)")
+                        help="MNIST folder (default: $MNIST_DIR if set, else mnist_data/)")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes, for checking that the benchmarks run (figures meaningless)")
     return parser

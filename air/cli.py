@@ -90,11 +90,12 @@ def add_numeric_options(parser, options):
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """``--help`` with "(default: ...)" after an option's help, except where saying it adds
-    nothing: no default (None), an off switch (False), or a help text that names its own."""
+    nothing: no default (None), an off switch (False), or a help text that says its own
+    ("default: ...")."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.default in (None, False) or "default" in text:
+        if action.default in (None, False) or "default:" in text:
             return text
         return super()._get_help_string(action)
 

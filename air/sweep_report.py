@@ -39,8 +39,33 @@ def failure_mode(row):
     return "n+1" if row["heldout_accuracy_1"] < row["heldout_accuracy_2"] else "n-1"
 
 
+def milestones(max_iterations):
+    """The iterations at which the tables show each trial's accuracy: multiples of a round step
+    (1, 2 or 5 times a power of ten), at most five of them up to ``max_iterations``."""
+    step = 1
+    while step * 5 < max_iterations:
+        for factor in (2, 2.5, 2):  # 1 -> 2 -> 5 -> 10
+            step = int(step * factor)
+            if step * 5 >= max_iterations:
+                break
+    return list(range(step, max_iterations + 1, step))
+
+
+def accuracy_at(rows, iteration):
+    """Held-out accuracy at the last evaluation at or before ``iteration``; None when the trial
+    has not reached ``iteration`` or was not evaluated by then."""
+    if not rows or rows[-1]["iteration"] < iteration:
+        return None
+    earlier = [r for r in rows if r["iteration"] <= iteration]
+    return earlier[-1]["heldout_accuracy"] if earlier else None
+
+
+def milestone_column(iteration):
+    return "accuracy_at_%d" % iteration
+
+
 def trial_row(trial, options, target):
-    """One sweep.csv row (a dict keyed by TRIAL_COLUMNS) of a trial."""
+    """One sweep.csv row (a dict keyed by TRIAL_COLUMNS and the milestone columns) of a trial."""
     rows = read_metrics(trial.directory)
     state = trial_state(trial, options)
     row = {"variant": trial.variant.name, "seed": trial.seed, "state": state,
@@ -55,6 +80,8 @@ def trial_row(trial, options, target):
         row[column] = last.get(key)
     if state == "finished":
         row["failure_mode"] = failure_mode(last)
+    for iteration in milestones(options.max_iterations):
+        row[milestone_column(iteration)] = accuracy_at(rows, iteration)
     return row
 
 
@@ -81,7 +108,8 @@ def write_report(trials, options, output_dir, target):
     """Writes sweep.csv, sweep.md and sweep.png into output_dir; returns the trial rows."""
     rows = [trial_row(t, options, target) for t in trials]
     with open(os.path.join(output_dir, "sweep.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, TRIAL_COLUMNS)
+        writer = csv.DictWriter(f, TRIAL_COLUMNS + tuple(
+            milestone_column(i) for i in milestones(options.max_iterations)))
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
     with open(os.path.join(output_dir, "sweep.md"), "w") as f:
@@ -91,14 +119,20 @@ def write_report(trials, options, output_dir, target):
 
 
 def _percent(value):
-    return "" if value is None or not math.isfinite(value) else "%.1f" % (100 * value)
+    return "-" if value is None or not math.isfinite(value) else "%.1f" % (100 * value)
+
+
+def _iterations(count):
+    """10000 -> '10k'; counts that are not whole thousands as they are."""
+    return "%dk" % (count // 1000) if count % 1000 == 0 else "%d" % count
 
 
 def markdown_report(rows, options, target):
     """The sweep as Markdown: per-variant summary, then one line per trial."""
     lines = ["# Sweep", "",
              "Each trial ends when its held-out count accuracy has been >= %g%% at %d evaluations "
-             "in a row (converged) or at %d iterations (finished without converging)."
+             "in a row (converged) or at %d iterations (finished without converging). "
+             "\"-\": not evaluated (a trial that ended earlier or has not got there yet)."
              % (100 * target, options.patience, options.max_iterations), "",
              "| variant | converged of ended | not ended yet | median first it. >= %g%% | "
              "max | failure modes |" % (100 * target),
@@ -110,14 +144,20 @@ def markdown_report(rows, options, target):
             "%d" % np.median(iterations) if iterations else "",
             "%d" % max(iterations) if iterations else "",
             ", ".join(sorted(entry["failures"]))))
-    lines += ["", "| variant | seed | state | iterations | first it. >= %g%% | accuracy (0 / 1 / 2 "
-              "digits), %% | failure mode | hours |" % (100 * target),
-              "|---|---|---|---|---|---|---|---|"]
+    at = milestones(options.max_iterations)
+    lines += ["", "| variant | seed | state | iterations | first it. >= %g%% | accuracy at %s, %% "
+              "| last accuracy (0 / 1 / 2 digits), %% | failure mode | hours |" % (
+                  100 * target, " / ".join(_iterations(i) for i in at)),
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append("| %s | %d | %s | %d | %s | %s (%s / %s / %s) | %s | %.2f |" % (
+        last = "-"
+        if r["accuracy"] is not None:
+            last = "%s (%s / %s / %s)" % (_percent(r["accuracy"]), _percent(r["accuracy_0"]),
+                                          _percent(r["accuracy_1"]), _percent(r["accuracy_2"]))
+        lines.append("| %s | %d | %s | %d | %s | %s | %s | %s | %.2f |" % (
             r["variant"], r["seed"], r["state"], r["iterations"],
-            r["first_iteration_at_target"] or "", _percent(r["accuracy"]),
-            _percent(r["accuracy_0"]), _percent(r["accuracy_1"]), _percent(r["accuracy_2"]),
+            r["first_iteration_at_target"] or "",
+            " / ".join(_percent(r[milestone_column(i)]) for i in at), last,
             r["failure_mode"], r["training_hours"]))
     return "\n".join(lines) + "\n"
 

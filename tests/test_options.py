@@ -6,6 +6,7 @@ too; it must use air/cli.py's ``integer`` or ``number`` type, whose bounds give 
 out of range. The model flags of training.py are AIRConfig's fields: their ranges are the
 config's, so their out-of-range values are listed here.
 """
+import argparse
 import importlib
 import os
 import re
@@ -197,6 +198,19 @@ def test_verbose_shows_tensorflow_logs(garbage_records):
     assert lines[-1].startswith("error: %s" % garbage_records), lines
     # TensorFlow's own lines come first: its deprecation warning of graph mode (both stacks).
     assert any("tensorflow" in line.lower() for line in lines[:-1]), lines
+
+
+def test_help_says_every_default_worth_saying():
+    # A default other than None (none) or False (an off switch) is in the option's help, either
+    # as argparse's "(default: ...)" or in the help's own words ("default: ...").
+    for script in SCRIPTS:
+        parser = importlib.import_module(script).build_parser()
+        formatter = parser.formatter_class(prog=script)
+        for action in parser._actions:
+            if action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+                continue
+            assert "default:" in formatter._get_help_string(action), (
+                script, action.option_strings[0])
 
 
 def test_help_of_every_script_mentions_verbose():

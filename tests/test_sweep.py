@@ -106,6 +106,14 @@ def _check_tables(output_dir, trials_expected, report_dir=None):
         firsts = [int(m["iteration"]) for m in metrics if float(m["heldout_accuracy"]) >= 0.98]
         assert row["first_iteration_at_target"] == (str(firsts[0]) if firsts else "")
         assert row["failure_mode"] in ("n+1", "n-1")
+        # Accuracy at the milestones (every 5 of 12 iterations): the evaluation at or before.
+        for milestone in (5, 10):
+            before = [m for m in metrics if int(m["iteration"]) <= milestone]
+            value = row["accuracy_at_%d" % milestone]
+            if before:
+                assert float(value) == pytest.approx(float(before[-1]["heldout_accuracy"]))
+            else:
+                assert value == "", (row, milestone)
     with open(os.path.join(report_dir, "sweep.md")) as f:
         report = f.read()
     for variant, seed in trials_expected:

@@ -185,9 +185,41 @@ def box_metrics(predictions, iou_threshold=0.5):
     }
 
 
+OUTCOMES = ("right", "over", "under")
+
+
+def window_size_metrics(predictions):
+    """Takes ``HeldOutEvaluator.predict`` output to the mean height in pixels of the live
+    windows, by true count and by how the image was counted, and of the true digit boxes.
+
+    A digit split between two windows (the "n+1" mode) shows as over-counted images whose
+    windows are smaller than those of images counted right. Returns ``window_height``:
+    {true count: {"right" | "over" | "under": mean height, or None without such windows}}
+    and ``true_digit_height`` (None without digits).
+    """
+    true_counts = predictions["true_counts"].astype(np.int64)
+    found = predictions["digit_count"].astype(np.int64)
+    heights = predictions["boxes"][..., 3]
+    live = predictions["live"] > 0.5
+    outcome = np.where(found == true_counts, 0, np.where(found > true_counts, 1, 2))
+    by_count = {}
+    for k in np.unique(true_counts):
+        entry = by_count[str(int(k))] = {}
+        for index, name in enumerate(OUTCOMES):
+            images = (true_counts == k) & (outcome == index)
+            windows = heights[images][live[images]]
+            entry[name] = float(np.mean(windows)) if windows.size else None
+    true_heights = [predictions["true_boxes"][i, :count, 1]
+                    for i, count in enumerate(true_counts)]
+    true_heights = np.concatenate(true_heights) if len(true_heights) else np.zeros([0])
+    return {"window_height": by_count,
+            "true_digit_height": float(np.mean(true_heights)) if true_heights.size else None}
+
+
 # Keys of evaluate.py's JSON report, in order (see the README for their meaning).
 REPORT_KEYS = ("images", "count_accuracy", "count_accuracy_by_digits", "confusion", "mean_iou",
-               "box_recall_iou50") + likelihood.REPORT_KEYS + ("plugin_elbo_at_means",)
+               "box_recall_iou50", "window_height", "true_digit_height"
+               ) + likelihood.REPORT_KEYS + ("plugin_elbo_at_means",)
 
 
 def evaluation_report(predictions, max_steps, likelihood_figures):
@@ -195,6 +227,7 @@ def evaluation_report(predictions, max_steps, likelihood_figures):
     ``likelihood.likelihood_report``, keyed by ``REPORT_KEYS``."""
     metrics = count_metrics(predictions, max_steps)
     metrics.update(box_metrics(predictions))
+    metrics.update(window_size_metrics(predictions))
     metrics.update(likelihood_figures)
     return {key: metrics[key] for key in REPORT_KEYS}
 
@@ -223,6 +256,13 @@ def format_report(report, checkpoint=None, step=None, data_path=None):
     lines.append("mean IoU of matched boxes        %s" % _optional(report["mean_iou"], "%.4f"))
     lines.append("true digits found at IoU >= 0.5  %s" % _optional(report["box_recall_iou50"],
                                                                   "%.4f"))
+    lines.append("")
+    lines.append("mean window height (px) by how the image was counted; true digits %s px"
+                 % _optional(report["true_digit_height"], "%.1f"))
+    lines.append("digits  " + "  ".join("%6s" % name for name in OUTCOMES))
+    for true_count, heights in sorted(report["window_height"].items(), key=lambda i: int(i[0])):
+        lines.append("%-6s  " % true_count + "  ".join(
+            "%6s" % _optional(heights[name], "%.1f") for name in OUTCOMES))
     lines.append("")
     lines.append("discrete model, z_pres prior log-odds %.2f (end of the schedule), seed %d:"
                  % (report["z_pres_prior_log_odds"], report["seed"]))

@@ -9,6 +9,7 @@ C - KL), and the importance-weighted bound between the ELBO and log p(x) = C.
 """
 import itertools
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -275,6 +276,36 @@ def test_box_metrics_pool_matched_pairs_and_count_every_true_digit():
     assert evaluation.box_metrics(predictions) == {"mean_iou": None, "box_recall_iou50": 0.0}
 
 
+def test_window_heights_by_count_and_outcome():
+    pad = records.PAD
+    predictions = {
+        "true_counts": np.array([1, 1, 2, 0]),
+        "digit_count": np.array([1, 2, 2, 0]),
+        "true_boxes": np.array([[[10, 20], [pad, pad]], [[10, 18], [pad, pad]],
+                                [[12, 16], [12, 22]], [[pad, pad], [pad, pad]]]),
+        # Heights 22 (right), 14 and 12 (a digit split in two), 20 and 24 (right), and a
+        # dead step of height 40 in every image, which must not count.
+        "boxes": np.array([[[0, 0, 22, 22], [0, 0, 40, 40], [0, 0, 40, 40]],
+                           [[0, 0, 14, 14], [0, 0, 12, 12], [0, 0, 40, 40]],
+                           [[0, 0, 20, 20], [0, 0, 24, 24], [0, 0, 40, 40]],
+                           [[0, 0, 40, 40], [0, 0, 40, 40], [0, 0, 40, 40]]], np.float32),
+        "live": np.array([[1, 0, 0], [1, 1, 0], [1, 1, 0], [0, 0, 0]], np.float32),
+    }
+    metrics = evaluation.window_size_metrics(predictions)
+    assert metrics["window_height"] == {
+        "0": {"right": None, "over": None, "under": None},
+        "1": {"right": 22.0, "over": 13.0, "under": None},
+        "2": {"right": 22.0, "over": None, "under": None}}
+    assert metrics["true_digit_height"] == pytest.approx((20 + 18 + 16 + 22) / 4.0)
+    text = evaluation.format_report(dict(
+        {key: None for key in evaluation.REPORT_KEYS}, images=4, count_accuracy=0.75,
+        count_accuracy_by_digits={"0": 1.0, "1": 0.5, "2": 1.0}, confusion=[[1, 0, 0]] * 3,
+        z_pres_prior_log_odds=-20.0, seed=0, elbo=-1.0, elbo_samples=1,
+        plugin_elbo_at_means=-1.0, **metrics))
+    assert "true digits 19.0 px" in text
+    assert re.search(r"\n1 +22\.0 +13\.0 +n/a\n", text), text
+
+
 # --- evaluate.py end to end ---------------------------------------------------------------
 
 def test_report_of_handmade_model(handmade, tmp_path, capsys):
@@ -294,6 +325,16 @@ def test_report_of_handmade_model(handmade, tmp_path, capsys):
     assert report["confusion"] == [[0, 0, 1], [0, 0, 2], [0, 0, 1], [0, 0, 1]]
     assert report["mean_iou"] == pytest.approx(np.mean(MATCHED_IOUS), abs=1e-5)
     assert report["box_recall_iou50"] == pytest.approx(2 / 7.)
+    # Two 25-pixel windows everywhere: 0 and 1 digits over-counted, 3 under-counted.
+    outcomes = {"0": "over", "1": "over", "2": "right", "3": "under"}
+    for digits, heights in report["window_height"].items():
+        for outcome, height in heights.items():
+            if outcome == outcomes[digits]:
+                assert height == pytest.approx(PREDICTED_BOX[3], abs=1e-3), (digits, outcome)
+            else:
+                assert height is None, (digits, outcome)
+    assert report["true_digit_height"] == pytest.approx(
+        np.mean([h for _, boxes in DIGITS for _, h in boxes]))
     images = images.astype(np.float64)
     expected = -np.mean(expected_negative_elbo(images, config, STEP))
     # Absolute: a KL term counted once instead of twice would be off by about 13.

@@ -227,3 +227,11 @@ def test_failure_mode_reads_over_and_under_counts():
     # Older metrics without the columns: one-digit images worse than two-digit ones.
     nan = float("nan")
     assert failure_mode(dict(row, heldout_overcount=nan, heldout_undercount=nan)) == "n+1"
+
+
+def test_milestones_are_round_and_at_most_five():
+    from air.sweep_report import milestones
+    assert milestones(45000) == [10000, 20000, 30000, 40000]
+    assert milestones(12) == [5, 10]
+    assert milestones(100) == [20, 40, 60, 80, 100]
+    assert milestones(1) == [1]

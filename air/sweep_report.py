@@ -114,7 +114,7 @@ def write_report(trials, options, output_dir, target):
         writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
     with open(os.path.join(output_dir, "sweep.md"), "w") as f:
         f.write(markdown_report(rows, options, target))
-    plot_curves(trials, os.path.join(output_dir, "sweep.png"), target)
+    plot_curves(trials, os.path.join(output_dir, "sweep.png"), target, options.max_iterations)
     return rows
 
 
@@ -124,7 +124,7 @@ def _percent(value):
 
 def _iterations(count):
     """10000 -> '10k'; counts that are not whole thousands as they are."""
-    return "%dk" % (count // 1000) if count % 1000 == 0 else "%d" % count
+    return "%dk" % (count // 1000) if count and count % 1000 == 0 else "%d" % count
 
 
 def markdown_report(rows, options, target):
@@ -162,11 +162,13 @@ def markdown_report(rows, options, target):
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(trials, path, target):
-    """Held-out accuracy against iteration: one panel per variant, one line per seed."""
+def plot_curves(trials, path, target, max_iterations):
+    """Held-out accuracy against iteration: one panel per variant, one line per seed, every
+    panel from 0 to ``max_iterations`` so that the panels compare at a glance."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
     variants = []
     for trial in trials:
         if trial.variant.name not in variants:
@@ -186,6 +188,8 @@ def plot_curves(trials, path, target):
         axis.axhline(target, color="grey", linestyle="--", linewidth=0.8)
         axis.set_title(name, fontsize=9)
         axis.set_xlabel("iteration")
+        axis.set_xlim(0, max_iterations)
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _iterations(int(value))))
         axis.set_ylim(0, 1.02)
         axis.grid(alpha=0.3)
         if index % columns == 0:

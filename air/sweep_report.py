@@ -1,6 +1,7 @@
 """The tables and figure of a sweep (sweep.csv, sweep.md, sweep.png), read from each trial's
 metrics.csv alone, so they can be rewritten at any time, also while trials still run."""
 import csv
+import itertools
 import math
 import os
 
@@ -42,12 +43,9 @@ def failure_mode(row):
 def milestones(max_iterations):
     """The iterations at which the tables show each trial's accuracy: multiples of a round step
     (1, 2 or 5 times a power of ten), at most five of them up to ``max_iterations``."""
-    step = 1
+    step, factors = 1, itertools.cycle((2, 2.5, 2))  # 1, 2, 5, 10, 20, 50, ...
     while step * 5 < max_iterations:
-        for factor in (2, 2.5, 2):  # 1 -> 2 -> 5 -> 10
-            step = int(step * factor)
-            if step * 5 >= max_iterations:
-                break
+        step = int(step * next(factors))
     return list(range(step, max_iterations + 1, step))
 
 

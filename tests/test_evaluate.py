@@ -9,8 +9,8 @@ C - KL), and the importance-weighted bound between the ELBO and log p(x) = C.
 """
 import itertools
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys

@@ -62,8 +62,9 @@ def milestone_column(iteration):
     return "accuracy_at_%d" % iteration
 
 
-def trial_row(trial, options, target):
-    """One sweep.csv row (a dict keyed by TRIAL_COLUMNS and the milestone columns) of a trial."""
+def trial_row(trial, options, target, at):
+    """One sweep.csv row (a dict keyed by TRIAL_COLUMNS and the milestone columns ``at``) of a
+    trial."""
     rows = read_metrics(trial.directory)
     state = trial_state(trial, options)
     row = {"variant": trial.variant.name, "seed": trial.seed, "state": state,
@@ -78,7 +79,7 @@ def trial_row(trial, options, target):
         row[column] = last.get(key)
     if state == "finished":
         row["failure_mode"] = failure_mode(last)
-    for iteration in milestones(options.max_iterations):
+    for iteration in at:
         row[milestone_column(iteration)] = accuracy_at(rows, iteration)
     return row
 
@@ -104,14 +105,14 @@ def variant_summary(rows, target):
 
 def write_report(trials, options, output_dir, target):
     """Writes sweep.csv, sweep.md and sweep.png into output_dir; returns the trial rows."""
-    rows = [trial_row(t, options, target) for t in trials]
+    at = milestones(options.max_iterations)
+    rows = [trial_row(t, options, target, at) for t in trials]
     with open(os.path.join(output_dir, "sweep.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, TRIAL_COLUMNS + tuple(
-            milestone_column(i) for i in milestones(options.max_iterations)))
+        writer = csv.DictWriter(f, TRIAL_COLUMNS + tuple(milestone_column(i) for i in at))
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
     with open(os.path.join(output_dir, "sweep.md"), "w") as f:
-        f.write(markdown_report(rows, options, target))
+        f.write(markdown_report(rows, options, target, at))
     plot_curves(trials, os.path.join(output_dir, "sweep.png"), target, options.max_iterations)
     return rows
 
@@ -125,8 +126,9 @@ def _iterations(count):
     return "%dk" % (count // 1000) if count and count % 1000 == 0 else "%d" % count
 
 
-def markdown_report(rows, options, target):
-    """The sweep as Markdown: per-variant summary, then one line per trial."""
+def markdown_report(rows, options, target, at):
+    """The sweep as Markdown: per-variant summary, then one line per trial (grouped by variant)
+    with its accuracy at the milestone iterations ``at``."""
     lines = ["# Sweep", "",
              "Each trial ends when its held-out count accuracy has been >= %g%% at %d evaluations "
              "in a row (converged) or at %d iterations (finished without converging). "
@@ -135,19 +137,21 @@ def markdown_report(rows, options, target):
              "| variant | converged of ended | not ended yet | median first it. >= %g%% | "
              "max | failure modes |" % (100 * target),
              "|---|---|---|---|---|---|"]
-    for name, entry in variant_summary(rows, target).items():
+    summary = variant_summary(rows, target)
+    for name, entry in summary.items():
         iterations = entry["iterations"]
         lines.append("| %s | %d of %d | %d | %s | %s | %s |" % (
             name, entry["converged"], entry["ended"], entry["not_ended"],
             "%d" % np.median(iterations) if iterations else "",
             "%d" % max(iterations) if iterations else "",
             ", ".join(sorted(entry["failures"]))))
-    at = milestones(options.max_iterations)
     lines += ["", "| variant | seed | state | iterations | first it. >= %g%% | accuracy at %s, %% "
               "| last accuracy (0 / 1 / 2 digits), %% | failure mode | hours |" % (
                   100 * target, " / ".join(_iterations(i) for i in at)),
               "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+    variants = list(summary)
+    # Grouped by variant (in the grid's order), so that a variant's seeds read as one block.
+    for r in sorted(rows, key=lambda r: (variants.index(r["variant"]), r["seed"])):
         last = "-"
         if r["accuracy"] is not None:
             last = "%s (%s / %s / %s)" % (_percent(r["accuracy"]), _percent(r["accuracy_0"]),

@@ -116,8 +116,12 @@ def _check_tables(output_dir, trials_expected, report_dir=None):
                 assert value == "", (row, milestone)
     with open(os.path.join(report_dir, "sweep.md")) as f:
         report = f.read()
-    for variant, seed in trials_expected:
-        assert "| %s | %d | finished |" % (variant, seed) in report
+    positions = {(variant, seed): report.index("| %s | %d | finished |" % (variant, seed))
+                 for variant, seed in trials_expected}
+    # One block of lines per variant, in the grid's order, its seeds ascending.
+    variants = list(dict.fromkeys(variant for variant, _ in trials_expected))
+    assert sorted(positions, key=positions.get) == sorted(
+        positions, key=lambda trial: (variants.index(trial[0]), trial[1]))
     with open(os.path.join(report_dir, "sweep.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -235,3 +239,20 @@ def test_milestones_are_round_and_at_most_five():
     assert milestones(12) == [5, 10]
     assert milestones(100) == [20, 40, 60, 80, 100]
     assert milestones(1) == [1]
+
+
+def test_readme_quotes_the_study_tables_as_sweep_wrote_them():
+    """Every table line of the study's reports (docs/study/**/sweep.md, written by
+    ``sweep.py --report-only``) is in the README as it is, so no figure there is retyped."""
+    with open(os.path.join(REPO, "README.md")) as f:
+        readme = set(line.rstrip("\n") for line in f)
+    reports = []
+    for folder, _, files in os.walk(os.path.join(REPO, "docs", "study")):
+        reports += [os.path.join(folder, name) for name in files if name == "sweep.md"]
+    assert len(reports) >= 2
+    for report in reports:
+        with open(report) as f:
+            rows = [line.rstrip("\n") for line in f if line.startswith("| ")]
+        assert len(rows) >= 4, report
+        missing = [row for row in rows if row not in readme]
+        assert not missing, "%s: not in README.md: %s" % (report, missing[:3])

@@ -5,9 +5,10 @@
         [--parallel 2] [--ray [--address HOST:PORT]] [--python PATH] [--report-only]
 
 Each trial is a training.py run in OUTPUT/<variant>/seed-<N>/ (log in training.log). Running
-the same command again resumes unfinished trials and skips finished ones. SIGINT/SIGTERM stop
-the trials (each saves a checkpoint) and write the tables. Output: sweep.csv (one row per
-trial), sweep.md (per variant: converged of ended, median and max first iteration at the
+the same command again resumes unfinished trials and skips finished ones. A status line every
+--progress-seconds gives the trials' last evaluations, the speed and the time left at most.
+SIGINT/SIGTERM stop the trials (each saves a checkpoint) and write the tables. Output:
+sweep.csv (one row per trial), sweep.md (per variant: converged of ended, median and max first iteration at the
 target accuracy; per trial: accuracy by digit count, failure mode, hours) and sweep.png.
 """
 import argparse
@@ -42,6 +43,8 @@ def build_parser():
         ("--save-every", cli.integer(minimum=1), 5000, "iterations between checkpoints of a trial"),
         ("--threads", cli.integer(0, 256), 1, "TensorFlow threads per trial (one CPU per trial)"),
         ("--parallel", cli.integer(1, 1024), 2, "trials at a time (CPUs of the local Ray cluster)"),
+        ("--progress-seconds", cli.number(minimum=0.0), 600.0,
+         "seconds between status lines (trials' last evaluations, speed, time left); 0: none"),
     ])
     parser.add_argument("--ray", action="store_true",
                         help="run the trials as Ray tasks (Python >= 3.9 with ray installed)")
@@ -105,12 +108,20 @@ def run(args):
 
 
 def _run_jobs(args, jobs, options, trials):
-    """Runs the jobs, printing one line per ended trial and rewriting the tables each time."""
+    """Runs the jobs, printing one line per ended trial (rewriting the tables each time) and a
+    status line every --progress-seconds."""
     if not jobs:
         return
     start = time.time()
     lock = threading.Lock()
     ended = []
+    start_iterations = {t.directory: sweep.last_iteration(t) for t in trials}
+    all_ended = threading.Event()
+
+    def progress():
+        with lock:
+            print(sweep.progress_line(trials, options, start_iterations, time.time() - start),
+                  flush=True)
 
     def report(trial, code):
         with lock:
@@ -121,11 +132,14 @@ def _run_jobs(args, jobs, options, trials):
                      (time.time() - start) / 3600.0), flush=True)
             write_report(trials, options, args.output_dir, args.stop_at_accuracy)
 
+    if args.progress_seconds:
+        sweep.every(args.progress_seconds, all_ended, progress)
     with sweep.StopOnSignal() as stop:
         if args.ray or args.address:
             sweep.run_on_ray(jobs, args.parallel, stop.event, report, args.address)
         else:
             sweep.run_local(jobs, args.parallel, stop.event, report)
+    all_ended.set()
     if stop.signal_name:
         print("sweep: %s received: trials saved their checkpoints; run the same command to "
               "resume" % stop.signal_name, flush=True)

@@ -41,6 +41,15 @@ def first_line(error):
 
 # --- Numeric option types -----------------------------------------------------------------
 
+def format_duration(seconds):
+    """3725 -> '1h02m', 125 -> '2m05s'; '?' for an unknown (infinite or NaN) time."""
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return "%dh%02dm" % (hours, rest // 60) if hours else "%dm%02ds" % divmod(rest, 60)
+
+
 def integer(minimum=None, maximum=None):
     """Takes bounds to an argparse type: text -> int in [minimum, maximum], else one-line error."""
     def convert(text):

@@ -20,7 +20,7 @@ import time
 
 from air import metrics_log
 from air.checkpoints import latest_checkpoint
-from air.cli import UserError, first_line
+from air.cli import UserError, first_line, format_duration
 from air.config import PRESETS, AIRConfig, config_fields
 
 LOG_NAME = "training.log"
@@ -135,6 +135,47 @@ def trial_state(trial, options):
     if metrics_log.accuracy_streak(rows, options.stop_at_accuracy) >= options.patience:
         return "converged"
     return "partial"
+
+
+def last_iteration(trial):
+    """The iteration of a trial's last held-out evaluation (0 before the first)."""
+    rows = read_metrics(trial.directory)
+    return int(rows[-1]["iteration"]) if rows else 0
+
+
+def progress_line(trials, options, start_iterations, elapsed):
+    """The sweep's status line: trials ended, the trials that advanced since the sweep began
+    (``start_iterations``: trial folder -> last_iteration then) with their last evaluation,
+    the speed of all of them together over ``elapsed`` seconds, and the time left at most
+    (every trial not ended run to max_iterations; the ones that converge end sooner).
+    Iterations are read at evaluations, so a trial's progress shows in steps of eval_every."""
+    ended, advancing, done, left = 0, [], 0, 0
+    for trial in trials:
+        rows = read_metrics(trial.directory)
+        iteration = int(rows[-1]["iteration"]) if rows else 0
+        done += iteration - start_iterations[trial.directory]
+        if trial_state(trial, options) in ("converged", "finished"):
+            ended += 1
+            continue
+        left += options.max_iterations - iteration
+        if iteration > start_iterations[trial.directory]:
+            advancing.append("%s seed %d at %d (%.1f%%)" % (
+                trial.variant.name, trial.seed, iteration, 100 * rows[-1]["heldout_accuracy"]))
+    rate = done / elapsed if elapsed > 0 else 0.0
+    return ("sweep: %d of %d ended; %s; %.1f it/s in all; at most %s left" % (
+        ended, len(trials), ", ".join(advancing) or "no evaluation yet", rate,
+        format_duration(left / rate if rate > 0 else float("inf"))))
+
+
+def every(seconds, stop_event, action):
+    """Calls ``action()`` every ``seconds`` in a daemon thread until ``stop_event`` is set;
+    returns the thread."""
+    def loop():
+        while not stop_event.wait(seconds):
+            action()
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return thread
 
 
 def training_command(trial, options, python, resume):

@@ -70,14 +70,6 @@ class StopRequest:
             signal.signal(signum, handler)
 
 
-def format_duration(seconds):
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return "%dh%02dm" % (hours, rest // 60) if hours else "%dm%02ds" % divmod(rest, 60)
-
-
 def train(args):
     """Trains as training.py's parsed ``args`` say: checks the data, prepares the results
     folder, then runs the loop in a fresh graph. TrainingError for problems the user can fix."""
@@ -281,7 +273,7 @@ def _progress_line(step, max_iterations, iterations_per_epoch, rate, result, hel
     """The periodic progress line: iteration, epoch, speed, ETA, loss, last held-out accuracy."""
     eta = (max_iterations - step) / rate if rate > 0 else float("inf")
     line = ("it %d/%d  epoch %.2f  %.1f it/s  ETA %s  loss %.1f  skipped %d"
-            % (step, max_iterations, step / iterations_per_epoch, rate, format_duration(eta),
+            % (step, max_iterations, step / iterations_per_epoch, rate, cli.format_duration(eta),
                result["loss"], result["skipped"]))
     if heldout:
         line += "  held-out acc %.4f (it %d)" % (heldout["count_accuracy"], heldout["iteration"])

@@ -1,6 +1,7 @@
 """sweep.py: the grid, the tables against each trial's metrics.csv, resuming, Ray, bad input."""
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,9 +131,12 @@ def test_local_grid_end_to_end_and_rerun_skips_finished_trials(small_data_dir, t
     output = str(tmp_path / "sweep")
     args = ["--seeds", "1-2", "--variant", "default", "--variant", "original",
             "--max-iterations", "12", "--eval-every", "6", "--save-every", "6"]
-    result = _sweep(args, small_data_dir, output)
+    result = _sweep(args + ["--progress-seconds", "1"], small_data_dir, output)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 trials, 4 to run" in result.stdout
+    # Each trial takes seconds (TensorFlow's start-up), so status lines come in between.
+    assert re.search(r"^sweep: \d of 4 ended; .*it/s in all; at most \S+ left$", result.stdout,
+                     re.MULTILINE), result.stdout
     expected = [("default", 1), ("original", 1), ("default", 2), ("original", 2)]
     _check_tables(output, expected)
     original = os.path.join(output, "original", "seed-1", "model", "config.json")
@@ -256,3 +260,41 @@ def test_readme_quotes_the_study_tables_as_sweep_wrote_them():
         assert len(rows) >= 4, report
         missing = [row for row in rows if row not in readme]
         assert not missing, "%s: not in README.md: %s" % (report, missing[:3])
+
+
+def _fake_trial(root, variant, seed, accuracies, eval_every=1000, checkpoint=True):
+    """A trial folder with a metrics.csv of held-out accuracies at every eval_every iterations
+    and, with ``checkpoint``, a checkpoint index naming the last of them."""
+    trial = sweep.Trial(sweep.parse_variant(variant), seed,
+                        str(root / variant / ("seed-%d" % seed)))
+    os.makedirs(os.path.join(trial.directory, "model"))
+    with open(os.path.join(trial.directory, "metrics.csv"), "w") as f:
+        f.write("iteration,wall_time,heldout_accuracy\n")
+        for index, accuracy in enumerate(accuracies, 1):
+            f.write("%d,%d,%g\n" % (index * eval_every, index * 100, accuracy))
+    if checkpoint:
+        prefix = "model.ckpt-%d" % (len(accuracies) * eval_every)
+        with open(os.path.join(trial.directory, "model", "checkpoint"), "w") as f:
+            f.write('model_checkpoint_path: "%s"\n' % prefix)
+        open(os.path.join(trial.directory, "model", prefix + ".index"), "w").close()
+    return trial
+
+
+def test_progress_line_counts_ended_trials_speed_and_time_left(tmp_path):
+    options = sweep.TrialOptions(data_dir="", max_iterations=10000, stop_at_accuracy=0.98,
+                                 patience=3, eval_every=1000, save_every=5000, threads=1,
+                                 extra_args=[])
+    converged = _fake_trial(tmp_path, "default", 1, [0.5, 0.99, 0.99, 0.99])
+    running = _fake_trial(tmp_path, "original", 1, [0.2, 0.4, 0.6])
+    waiting = _fake_trial(tmp_path, "default", 2, [], checkpoint=False)
+    trials = [converged, running, waiting]
+    assert [sweep.last_iteration(t) for t in trials] == [4000, 3000, 0]
+    # Since the sweep began: the converged trial went 2,000 -> 4,000, the running one
+    # 1,000 -> 3,000; 4,000 iterations in 100 s. Left at most: 7,000 + 10,000 iterations.
+    start = {converged.directory: 2000, running.directory: 1000, waiting.directory: 0}
+    line = sweep.progress_line(trials, options, start, 100.0)
+    assert line == ("sweep: 1 of 3 ended; original seed 1 at 3000 (60.0%); 40.0 it/s in all; "
+                    "at most 7m05s left")
+    assert sweep.progress_line(trials, options, {t.directory: sweep.last_iteration(t)
+                                                 for t in trials}, 100.0) == (
+        "sweep: 1 of 3 ended; no evaluation yet; 0.0 it/s in all; at most ? left")

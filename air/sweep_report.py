@@ -113,7 +113,8 @@ def write_report(trials, options, output_dir, target):
         writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
     with open(os.path.join(output_dir, "sweep.md"), "w") as f:
         f.write(markdown_report(rows, options, target, at))
-    plot_curves(trials, os.path.join(output_dir, "sweep.png"), target, options.max_iterations)
+    plot_curves(trials, os.path.join(output_dir, "sweep.png"), target, options.max_iterations,
+                rows)
     return rows
 
 
@@ -164,9 +165,10 @@ def markdown_report(rows, options, target, at):
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(trials, path, target, max_iterations):
+def plot_curves(trials, path, target, max_iterations, rows):
     """Held-out accuracy against iteration: one panel per variant, one line per seed, every
-    panel from 0 to ``max_iterations`` so that the panels compare at a glance."""
+    panel from 0 to ``max_iterations`` so that the panels compare at a glance; then a panel of
+    each trial's first iteration at the target (sweep.csv ``rows``), one line per variant."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -175,10 +177,12 @@ def plot_curves(trials, path, target, max_iterations):
     for trial in trials:
         if trial.variant.name not in variants:
             variants.append(trial.variant.name)
-    columns = min(3, len(variants))
-    rows = int(math.ceil(len(variants) / float(columns)))
-    figure, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.6 * rows), squeeze=False,
-                                sharey=True)
+    panels = len(variants) + 1
+    columns = min(3, panels)
+    grid_rows = int(math.ceil(panels / float(columns)))
+    figure, axes = plt.subplots(grid_rows, columns, figsize=(5 * columns, 3.6 * grid_rows),
+                                squeeze=False)
+    iteration_ticks = FuncFormatter(lambda value, _: _iterations(int(value)))
     for index, name in enumerate(variants):
         axis = axes[index // columns][index % columns]
         for trial in (t for t in trials if t.variant.name == name):
@@ -191,15 +195,40 @@ def plot_curves(trials, path, target, max_iterations):
         axis.set_title(name, fontsize=9)
         axis.set_xlabel("iteration")
         axis.set_xlim(0, max_iterations)
-        axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _iterations(int(value))))
+        axis.xaxis.set_major_formatter(iteration_ticks)
         axis.set_ylim(0, 1.02)
         axis.grid(alpha=0.3)
         if index % columns == 0:
             axis.set_ylabel("held-out count accuracy")
         if axis.lines[:-1]:
             axis.legend(fontsize=6, ncol=2, loc="lower right")
-    for index in range(len(variants), rows * columns):
+    plot_first_iterations(axes[len(variants) // columns][len(variants) % columns], variants,
+                           rows, target, max_iterations, iteration_ticks)
+    for index in range(panels, grid_rows * columns):
         axes[index // columns][index % columns].axis("off")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def plot_first_iterations(axis, variants, rows, target, max_iterations, iteration_ticks):
+    """One line per variant: a dot at each converged trial's first iteration at the target,
+    a cross at max_iterations for each trial that ended without converging; trials not ended
+    are left out (their first iteration is not known yet)."""
+    for line, name in enumerate(variants):
+        trials = [r for r in rows if r["variant"] == name]
+        firsts = [r["first_iteration_at_target"] for r in trials if r["state"] == "converged"]
+        failed = [r for r in trials if r["state"] == "finished"]
+        axis.plot(firsts, [line] * len(firsts), "o", color="C0", alpha=0.6)
+        axis.plot([max_iterations] * len(failed), [line] * len(failed), "x", color="C3")
+        if firsts:
+            axis.plot([np.median(firsts)], [line], "|", color="black", markersize=16)
+        # The names go inside the panel: as tick labels they would widen the figure's margin.
+        axis.text(0.01 * max_iterations, line - 0.25, name, fontsize=7, va="bottom")
+    axis.set_yticks([])
+    axis.set_ylim(len(variants) - 0.4, -0.8)
+    axis.set_xlim(0, max_iterations * 1.03)
+    axis.xaxis.set_major_formatter(iteration_ticks)
+    axis.set_xlabel("first iteration at >= %g%% (| median; x: not converged)" % (100 * target))
+    axis.set_title("iterations to the target, per trial", fontsize=9)
+    axis.grid(alpha=0.3, axis="x")

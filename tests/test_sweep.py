@@ -298,3 +298,23 @@ def test_progress_line_counts_ended_trials_speed_and_time_left(tmp_path):
     assert sweep.progress_line(trials, options, {t.directory: sweep.last_iteration(t)
                                                  for t in trials}, 100.0) == (
         "sweep: 1 of 3 ended; no evaluation yet; 0.0 it/s in all; at most ? left")
+
+
+def test_first_iteration_panel_plots_converged_dots_unconverged_crosses_and_medians():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+    from air.sweep_report import plot_first_iterations
+    rows = [{"variant": "a", "state": "converged", "first_iteration_at_target": 20000},
+            {"variant": "a", "state": "converged", "first_iteration_at_target": 30000},
+            {"variant": "a", "state": "finished", "first_iteration_at_target": None},
+            {"variant": "a", "state": "partial", "first_iteration_at_target": 12000},
+            {"variant": "b", "state": "new", "first_iteration_at_target": None}]
+    figure, axis = plt.subplots()
+    plot_first_iterations(axis, ["a", "b"], rows, 0.98, 45000, NullFormatter())
+    plotted = [(list(line.get_xdata()), list(line.get_ydata()), line.get_marker())
+               for line in axis.lines]
+    plt.close(figure)
+    assert plotted == [([20000, 30000], [0, 0], "o"), ([45000], [0], "x"), ([25000.0], [0], "|"),
+                       ([], [], "o"), ([], [], "x")]

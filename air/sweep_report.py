@@ -11,7 +11,8 @@ from air.metrics_log import first_iteration_at
 from air.sweep import read_metrics, trial_state
 
 TRIAL_COLUMNS = ("variant", "seed", "state", "iterations", "first_iteration_at_target",
-                 "accuracy", "accuracy_0", "accuracy_1", "accuracy_2", "failure_mode",
+                 "first_iteration_at_target_0", "first_iteration_at_target_1",
+                 "first_iteration_at_target_2", "accuracy", "accuracy_0", "accuracy_1", "accuracy_2", "failure_mode",
                  "training_hours")
 
 
@@ -72,6 +73,12 @@ def trial_row(trial, options, target, at):
            "first_iteration_at_target": first_iteration_at(
                [r["iteration"] for r in rows], [r["heldout_accuracy"] for r in rows], target),
            "training_hours": round(training_hours(rows), 2), "failure_mode": ""}
+    # Per digit count: which images held a trial below the target, and until when (the n+1
+    # mode shows as one-digit images reaching it last).
+    for count in range(3):
+        row["first_iteration_at_target_%d" % count] = first_iteration_at(
+            [r["iteration"] for r in rows],
+            [r.get("heldout_accuracy_%d" % count, math.nan) for r in rows], target)
     last = rows[-1] if rows else {}
     for column, key in (("accuracy", "heldout_accuracy"), ("accuracy_0", "heldout_accuracy_0"),
                         ("accuracy_1", "heldout_accuracy_1"),
@@ -146,10 +153,10 @@ def markdown_report(rows, options, target, at):
             "%d" % np.median(iterations) if iterations else "",
             "%d" % max(iterations) if iterations else "",
             ", ".join(sorted(entry["failures"]))))
-    lines += ["", "| variant | seed | state | iterations | first it. >= %g%% | accuracy at %s, %% "
-              "| last accuracy (0 / 1 / 2 digits), %% | failure mode | hours |" % (
-                  100 * target, " / ".join(_iterations(i) for i in at)),
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| variant | seed | state | iterations | first it. >= %g%% | ... on 0 / 1 / 2 "
+              "digits | accuracy at %s, %% | last accuracy (0 / 1 / 2 digits), %% | failure mode "
+              "| hours |" % (100 * target, " / ".join(_iterations(i) for i in at)),
+              "|---|---|---|---|---|---|---|---|---|---|"]
     variants = list(summary)
     # Grouped by variant (in the grid's order), so that a variant's seeds read as one block.
     for r in sorted(rows, key=lambda r: (variants.index(r["variant"]), r["seed"])):
@@ -157,9 +164,11 @@ def markdown_report(rows, options, target, at):
         if r["accuracy"] is not None:
             last = "%s (%s / %s / %s)" % (_percent(r["accuracy"]), _percent(r["accuracy_0"]),
                                           _percent(r["accuracy_1"]), _percent(r["accuracy_2"]))
-        lines.append("| %s | %d | %s | %d | %s | %s | %s | %s | %.2f |" % (
+        lines.append("| %s | %d | %s | %d | %s | %s | %s | %s | %s | %.2f |" % (
             r["variant"], r["seed"], r["state"], r["iterations"],
             r["first_iteration_at_target"] or "",
+            " / ".join("-" if r["first_iteration_at_target_%d" % c] is None
+                       else _iterations(r["first_iteration_at_target_%d" % c]) for c in range(3)),
             " / ".join(_percent(r[milestone_column(i)]) for i in at), last,
             r["failure_mode"], r["training_hours"]))
     return "\n".join(lines) + "\n"

@@ -8,8 +8,9 @@ Each trial is a training.py run in OUTPUT/<variant>/seed-<N>/ (log in training.l
 the same command again resumes unfinished trials and skips finished ones. A status line every
 --progress-seconds gives the trials' last evaluations, the speed and the time left at most.
 SIGINT/SIGTERM stop the trials (each saves a checkpoint) and write the tables. Output:
-sweep.csv (one row per trial), sweep.md (per variant: converged of ended, median and max first iteration at the
-target accuracy; per trial: accuracy by digit count, failure mode, hours) and sweep.png.
+sweep.csv (one row per trial), sweep.md (per variant: converged of ended, median and max first
+iteration at the target accuracy; per trial: accuracy by digit count, failure mode, hours) and
+sweep.png.
 """
 import argparse
 import os

@@ -39,8 +39,6 @@ def first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
-# --- Numeric option types -----------------------------------------------------------------
-
 def format_duration(seconds):
     """3725 -> '1h02m', 125 -> '2m05s'; '?' for an unknown (infinite or NaN) time."""
     if not math.isfinite(seconds):
@@ -49,6 +47,8 @@ def format_duration(seconds):
     hours, rest = divmod(seconds, 3600)
     return "%dh%02dm" % (hours, rest // 60) if hours else "%dm%02ds" % divmod(rest, 60)
 
+
+# --- Numeric option types -----------------------------------------------------------------
 
 def integer(minimum=None, maximum=None):
     """Takes bounds to an argparse type: text -> int in [minimum, maximum], else one-line error."""

@@ -153,7 +153,8 @@ def progress_line(trials, options, start_iterations, elapsed):
     for trial in trials:
         rows = read_metrics(trial.directory)
         iteration = int(rows[-1]["iteration"]) if rows else 0
-        done += iteration - start_iterations[trial.directory]
+        # A resumed trial rewrites metrics.csv from its checkpoint, a little behind: not negative.
+        done += max(0, iteration - start_iterations[trial.directory])
         if trial_state(trial, options) in ("converged", "finished"):
             ended += 1
             continue

@@ -12,8 +12,8 @@ from air.sweep import read_metrics, trial_state
 
 TRIAL_COLUMNS = ("variant", "seed", "state", "iterations", "first_iteration_at_target",
                  "first_iteration_at_target_0", "first_iteration_at_target_1",
-                 "first_iteration_at_target_2", "accuracy", "accuracy_0", "accuracy_1", "accuracy_2", "failure_mode",
-                 "training_hours")
+                 "first_iteration_at_target_2", "accuracy", "accuracy_0", "accuracy_1",
+                 "accuracy_2", "failure_mode", "training_hours")
 
 
 def training_hours(rows):

@@ -70,20 +70,16 @@ def trial_row(trial, options, target, at):
     state = trial_state(trial, options)
     row = {"variant": trial.variant.name, "seed": trial.seed, "state": state,
            "iterations": int(rows[-1]["iteration"]) if rows else 0,
-           "first_iteration_at_target": first_iteration_at(
-               [r["iteration"] for r in rows], [r["heldout_accuracy"] for r in rows], target),
            "training_hours": round(training_hours(rows), 2), "failure_mode": ""}
-    # Per digit count: which images held a trial below the target, and until when (the n+1
-    # mode shows as one-digit images reaching it last).
-    for count in range(3):
-        row["first_iteration_at_target_%d" % count] = first_iteration_at(
-            [r["iteration"] for r in rows],
-            [r.get("heldout_accuracy_%d" % count, math.nan) for r in rows], target)
+    iterations = [r["iteration"] for r in rows]
     last = rows[-1] if rows else {}
-    for column, key in (("accuracy", "heldout_accuracy"), ("accuracy_0", "heldout_accuracy_0"),
-                        ("accuracy_1", "heldout_accuracy_1"),
-                        ("accuracy_2", "heldout_accuracy_2")):
-        row[column] = last.get(key)
+    # Overall, then per digit count: which images held a trial below the target, and until
+    # when (the n+1 mode shows as one-digit images reaching it last).
+    for suffix in ("", "_0", "_1", "_2"):
+        key = "heldout_accuracy" + suffix
+        row["first_iteration_at_target" + suffix] = first_iteration_at(
+            iterations, [r.get(key, math.nan) for r in rows], target)
+        row["accuracy" + suffix] = last.get(key)
     if state == "finished":
         row["failure_mode"] = failure_mode(last)
     for iteration in at:

@@ -93,8 +93,9 @@ class HeldOutEvaluator:
         """evaluate.py's report (``REPORT_KEYS``): counts, boxes, the sampled ELBO from
         ``elbo_samples`` and, with ``iwae_samples``, the importance-weighted bound."""
         predictions = self.predict(session)
-        return evaluation_report(predictions, self.config.max_steps, likelihood.likelihood_report(
-            session, self.sampler, predictions["images"], elbo_samples, iwae_samples))
+        figures = likelihood.likelihood_report(session, self.sampler, predictions["images"],
+                                               elbo_samples, iwae_samples)
+        return evaluation_report(predictions, self.config.max_steps, figures)
 
 
 def count_metrics(predictions, max_steps):
@@ -188,6 +189,15 @@ def box_metrics(predictions, iou_threshold=0.5):
 OUTCOMES = ("right", "over", "under")
 
 
+def count_outcomes(predictions):
+    """Takes ``HeldOutEvaluator.predict`` output to (true counts [N], outcome [N]): how each
+    image was counted, an index into ``OUTCOMES``."""
+    true_counts = predictions["true_counts"].astype(np.int64)
+    found = predictions["digit_count"].astype(np.int64)
+    outcome = np.where(found == true_counts, 0, np.where(found > true_counts, 1, 2))
+    return true_counts, outcome
+
+
 def window_size_metrics(predictions):
     """Takes ``HeldOutEvaluator.predict`` output to the mean height in pixels of the live
     windows, by true count and by how the image was counted, and of the true digit boxes.
@@ -197,11 +207,9 @@ def window_size_metrics(predictions):
     {true count: {"right" | "over" | "under": mean height, or None without such windows}}
     and ``true_digit_height`` (None without digits).
     """
-    true_counts = predictions["true_counts"].astype(np.int64)
-    found = predictions["digit_count"].astype(np.int64)
+    true_counts, outcome = count_outcomes(predictions)
     heights = predictions["boxes"][..., 3]
     live = predictions["live"] > 0.5
-    outcome = np.where(found == true_counts, 0, np.where(found > true_counts, 1, 2))
     by_count = {}
     for k in np.unique(true_counts):
         entry = by_count[str(int(k))] = {}
@@ -216,19 +224,39 @@ def window_size_metrics(predictions):
             "true_digit_height": float(np.mean(true_heights)) if true_heights.size else None}
 
 
+def elbo_by_outcome(predictions, elbo_per_image):
+    """Takes ``HeldOutEvaluator.predict`` output and the ELBO of each of its images [N] to the
+    mean ELBO per image {true count: {"right" | "over" | "under": mean, or None without such
+    images}}.
+
+    Whether a wrong count is the model's best explanation or a local optimum shows here: in the
+    n+1 mode the one-digit images read as two score far below those read as one.
+    """
+    true_counts, outcome = count_outcomes(predictions)
+    elbo_per_image = np.asarray(elbo_per_image, np.float64)
+    by_count = {}
+    for k in np.unique(true_counts):
+        entry = by_count[str(int(k))] = {}
+        for index, name in enumerate(OUTCOMES):
+            images = (true_counts == k) & (outcome == index)
+            entry[name] = float(np.mean(elbo_per_image[images])) if images.any() else None
+    return by_count
+
+
 # Keys of evaluate.py's JSON report, in order (see the README for their meaning).
 REPORT_KEYS = ("images", "count_accuracy", "count_accuracy_by_digits", "confusion", "mean_iou",
                "box_recall_iou50", "window_height", "true_digit_height"
-               ) + likelihood.REPORT_KEYS + ("plugin_elbo_at_means",)
+               ) + likelihood.REPORT_KEYS + ("elbo_by_outcome", "plugin_elbo_at_means")
 
 
 def evaluation_report(predictions, max_steps, likelihood_figures):
     """Count and box metrics of ``HeldOutEvaluator.predict`` output and the figures of
-    ``likelihood.likelihood_report``, keyed by ``REPORT_KEYS``."""
+    ``likelihood.likelihood_report`` (with its ``elbo_per_image``), keyed by ``REPORT_KEYS``."""
     metrics = count_metrics(predictions, max_steps)
     metrics.update(box_metrics(predictions))
     metrics.update(window_size_metrics(predictions))
     metrics.update(likelihood_figures)
+    metrics["elbo_by_outcome"] = elbo_by_outcome(predictions, likelihood_figures["elbo_per_image"])
     return {key: metrics[key] for key in REPORT_KEYS}
 
 
@@ -259,10 +287,7 @@ def format_report(report, checkpoint=None, step=None, data_path=None):
     lines.append("")
     lines.append("mean window height (px) by how the image was counted; true digits %s px"
                  % _optional(report["true_digit_height"], "%.1f"))
-    lines.append("digits  " + "  ".join("%6s" % name for name in OUTCOMES))
-    for true_count, heights in sorted(report["window_height"].items(), key=lambda i: int(i[0])):
-        lines.append("%-6s  " % true_count + "  ".join(
-            "%6s" % _optional(heights[name], "%.1f") for name in OUTCOMES))
+    lines.extend(_outcome_table(report["window_height"], "%.1f"))
     lines.append("")
     lines.append("discrete model, z_pres prior log-odds %.2f (end of the schedule), seed %d:"
                  % (report["z_pres_prior_log_odds"], report["seed"]))
@@ -275,7 +300,19 @@ def format_report(report, checkpoint=None, step=None, data_path=None):
             report["iwae_samples"]))
     lines.append("plug-in ELBO at the means        %.2f  (not a bound)"
                  % report["plugin_elbo_at_means"])
+    lines.append("")
+    lines.append("mean ELBO per image by how the image was counted")
+    lines.extend(_outcome_table(report["elbo_by_outcome"], "%.1f"))
     return "\n".join(lines)
+
+
+def _outcome_table(by_count, pattern):
+    """Lines of a {true count: {outcome: value or None}} table, one row per true count."""
+    lines = ["digits  " + "  ".join("%7s" % name for name in OUTCOMES)]
+    for true_count, values in sorted(by_count.items(), key=lambda i: int(i[0])):
+        lines.append("%-6s  " % true_count + "  ".join(
+            "%7s" % _optional(values[name], pattern) for name in OUTCOMES))
+    return lines
 
 
 def _with_stderr(value, stderr):

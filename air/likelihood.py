@@ -144,9 +144,11 @@ def likelihood_report(session, sampler, images, elbo_samples, iwae_samples=None)
     """Takes images [N, H, W] to the figures keyed by ``REPORT_KEYS``: the ELBO from the first
     ``elbo_samples`` log weights of each image and, with ``iwae_samples``, the IWAE bound from the
     first ``iwae_samples`` of the same draws (None-valued without it), the z_pres prior log-odds
-    both use and the sampler's seed. Sharing the draws costs max(N, K) samples per image, not N + K."""
+    both use and the sampler's seed; also ``elbo_per_image`` [N], for breakdowns by image (not a
+    report key). Sharing the draws costs max(N, K) samples per image, not N + K."""
     log_weights = sampler.log_weights(session, images, max(elbo_samples, iwae_samples or 0))
     report = elbo_report(log_weights[:, :elbo_samples])
+    report["elbo_per_image"] = elbo_per_image(log_weights[:, :elbo_samples])
     if iwae_samples:
         report.update(iwae_report(log_weights[:, :iwae_samples]))
     else:

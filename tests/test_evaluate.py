@@ -301,9 +301,20 @@ def test_window_heights_by_count_and_outcome():
         {key: None for key in evaluation.REPORT_KEYS}, images=4, count_accuracy=0.75,
         count_accuracy_by_digits={"0": 1.0, "1": 0.5, "2": 1.0}, confusion=[[1, 0, 0]] * 3,
         z_pres_prior_log_odds=-20.0, seed=0, elbo=-1.0, elbo_samples=1,
-        plugin_elbo_at_means=-1.0, **metrics))
+        plugin_elbo_at_means=-1.0, elbo_by_outcome={"1": {"right": -1.0, "over": None,
+                                                          "under": None}}, **metrics))
     assert "true digits 19.0 px" in text
     assert re.search(r"\n1 +22\.0 +13\.0 +n/a\n", text), text
+
+
+def test_elbo_by_count_and_outcome_averages_the_images_of_each_cell():
+    predictions = {"true_counts": np.array([1, 1, 1, 2, 0, 2]),
+                   "digit_count": np.array([1, 2, 2, 1, 0, 2])}
+    per_image = [-170.0, -240.0, -260.0, -900.0, -0.5, -380.0]
+    assert evaluation.elbo_by_outcome(predictions, per_image) == {
+        "0": {"right": -0.5, "over": None, "under": None},
+        "1": {"right": -170.0, "over": -250.0, "under": None},
+        "2": {"right": -380.0, "over": None, "under": -900.0}}
 
 
 # --- evaluate.py end to end ---------------------------------------------------------------
@@ -362,6 +373,15 @@ def test_report_of_handmade_model(handmade, tmp_path, capsys):
     assert "%.4f" % report["mean_iou"] in out
     for key in ("elbo", "elbo_stderr", "log_likelihood_iwae", "plugin_elbo_at_means"):
         assert "%.2f" % report[key] in out, key
+    # The ELBO by outcome: images 1 and 3 hold one digit each (both over-counted), the others
+    # one count each; every mean is that of the exact per-image ELBOs, up to the sampling error.
+    by_outcome = report["elbo_by_outcome"]
+    exact = {"0": ("over", per_image[0]), "1": ("over", np.mean(per_image[[1, 3]])),
+             "2": ("right", per_image[2]), "3": ("under", per_image[4])}
+    for digits, (outcome, value) in exact.items():
+        assert by_outcome[digits][outcome] == pytest.approx(value, abs=8 * mc_error), digits
+        assert [name for name, v in by_outcome[digits].items() if v is not None] == [outcome]
+    assert re.search(r"\n1 +n/a +%.1f +n/a" % by_outcome["1"]["over"], out), out
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(handmade, capsys):

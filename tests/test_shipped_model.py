@@ -18,7 +18,8 @@ MODEL_DIR = os.path.join(REPO, "model")
 REPORT_KEYS = ("images", "count_accuracy", "count_accuracy_by_digits", "confusion", "mean_iou",
                "box_recall_iou50", "window_height", "true_digit_height", "elbo", "elbo_stderr",
                "elbo_monte_carlo_stderr", "elbo_samples", "log_likelihood_iwae",
-               "log_likelihood_iwae_stderr", "iwae_samples", "z_pres_prior_log_odds", "seed", "plugin_elbo_at_means")
+               "log_likelihood_iwae_stderr", "iwae_samples", "z_pres_prior_log_odds", "seed",
+               "elbo_by_outcome", "plugin_elbo_at_means")
 
 
 @pytest.fixture(scope="module")

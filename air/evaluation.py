@@ -93,9 +93,8 @@ class HeldOutEvaluator:
         """evaluate.py's report (``REPORT_KEYS``): counts, boxes, the sampled ELBO from
         ``elbo_samples`` and, with ``iwae_samples``, the importance-weighted bound."""
         predictions = self.predict(session)
-        figures = likelihood.likelihood_report(session, self.sampler, predictions["images"],
-                                               elbo_samples, iwae_samples)
-        return evaluation_report(predictions, self.config.max_steps, figures)
+        return evaluation_report(predictions, self.config.max_steps, likelihood.likelihood_report(
+            session, self.sampler, predictions["images"], elbo_samples, iwae_samples))
 
 
 def count_metrics(predictions, max_steps):
@@ -189,13 +188,16 @@ def box_metrics(predictions, iou_threshold=0.5):
 OUTCOMES = ("right", "over", "under")
 
 
-def count_outcomes(predictions):
-    """Takes ``HeldOutEvaluator.predict`` output to (true counts [N], outcome [N]): how each
-    image was counted, an index into ``OUTCOMES``."""
+def by_count_and_outcome(predictions, cell_value):
+    """Takes ``HeldOutEvaluator.predict`` output and ``cell_value(images)`` (a boolean mask [N]
+    of the images of one cell to a value or None) to {true count: {"right" | "over" | "under":
+    value}}: the images of each true count, split by how they were counted."""
     true_counts = predictions["true_counts"].astype(np.int64)
     found = predictions["digit_count"].astype(np.int64)
     outcome = np.where(found == true_counts, 0, np.where(found > true_counts, 1, 2))
-    return true_counts, outcome
+    return {str(int(k)): {name: cell_value((true_counts == k) & (outcome == index))
+                          for index, name in enumerate(OUTCOMES)}
+            for k in np.unique(true_counts)}
 
 
 def window_size_metrics(predictions):
@@ -207,16 +209,15 @@ def window_size_metrics(predictions):
     {true count: {"right" | "over" | "under": mean height, or None without such windows}}
     and ``true_digit_height`` (None without digits).
     """
-    true_counts, outcome = count_outcomes(predictions)
     heights = predictions["boxes"][..., 3]
     live = predictions["live"] > 0.5
-    by_count = {}
-    for k in np.unique(true_counts):
-        entry = by_count[str(int(k))] = {}
-        for index, name in enumerate(OUTCOMES):
-            images = (true_counts == k) & (outcome == index)
-            windows = heights[images][live[images]]
-            entry[name] = float(np.mean(windows)) if windows.size else None
+
+    def mean_height(images):
+        windows = heights[images][live[images]]
+        return float(np.mean(windows)) if windows.size else None
+
+    by_count = by_count_and_outcome(predictions, mean_height)
+    true_counts = predictions["true_counts"].astype(np.int64)
     true_heights = [predictions["true_boxes"][i, :count, 1]
                     for i, count in enumerate(true_counts)]
     true_heights = np.concatenate(true_heights) if len(true_heights) else np.zeros([0])
@@ -232,15 +233,9 @@ def elbo_by_outcome(predictions, elbo_per_image):
     Whether a wrong count is the model's best explanation or a local optimum shows here: in the
     n+1 mode the one-digit images read as two score far below those read as one.
     """
-    true_counts, outcome = count_outcomes(predictions)
     elbo_per_image = np.asarray(elbo_per_image, np.float64)
-    by_count = {}
-    for k in np.unique(true_counts):
-        entry = by_count[str(int(k))] = {}
-        for index, name in enumerate(OUTCOMES):
-            images = (true_counts == k) & (outcome == index)
-            entry[name] = float(np.mean(elbo_per_image[images])) if images.any() else None
-    return by_count
+    return by_count_and_outcome(predictions, lambda images: float(
+        np.mean(elbo_per_image[images])) if images.any() else None)
 
 
 # Keys of evaluate.py's JSON report, in order (see the README for their meaning).

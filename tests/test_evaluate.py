@@ -373,8 +373,8 @@ def test_report_of_handmade_model(handmade, tmp_path, capsys):
     assert "%.4f" % report["mean_iou"] in out
     for key in ("elbo", "elbo_stderr", "log_likelihood_iwae", "plugin_elbo_at_means"):
         assert "%.2f" % report[key] in out, key
-    # The ELBO by outcome: images 1 and 3 hold one digit each (both over-counted), the others
-    # other counts one image each; each mean is that of the exact per-image ELBOs, up to sampling.
+    # The ELBO by outcome: images 1 and 3 hold one digit each (both over-counted), the other
+    # counts one image each; each mean is that of the exact per-image ELBOs, up to sampling.
     by_outcome = report["elbo_by_outcome"]
     exact = {"0": ("over", per_image[0]), "1": ("over", np.mean(per_image[[1, 3]])),
              "2": ("right", per_image[2]), "3": ("under", per_image[4])}

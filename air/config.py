@@ -235,6 +235,15 @@ class AIRConfig:
         return (math.log(self.z_pres_prior_odds_initial + epsilon),
                 math.log(self.z_pres_prior_odds_floor + epsilon))
 
+    def z_pres_prior_log_odds_at(self, iteration):
+        """The prior log-odds of z_pres at an iteration, as a number (for reports): the schedule
+        ``air_model.z_pres_prior_log_odds`` builds in the graph (tested equal)."""
+        log_odds = max(math.log(self.z_pres_prior_odds_initial)
+                       + math.log(self.z_pres_prior_odds_decay) * iteration
+                       / self.z_pres_prior_odds_decay_steps,
+                       math.log(self.z_pres_prior_odds_floor))
+        return math.log(math.exp(log_odds) + self.z_pres_prior_odds_epsilon)
+
     @classmethod
     def from_preset(cls, name, **changes):
         """The config of a named preset (see PRESETS), with some fields changed."""

@@ -94,12 +94,18 @@ def parse_variant(spec):
         if name not in kinds or name == "preset":
             raise SweepError("unknown config field %r in variant %r" % (name, spec))
         changes.append((name, _parse_value(name, kinds[name], text)))
+    name = preset + "".join("+%s=%s" % (k, _format_value(v)) for k, v in changes)
+    variant = Variant(name=name, preset=preset, changes=tuple(changes))
     try:
-        AIRConfig.from_preset(preset, **dict(changes))
+        variant_config(variant)
     except ValueError as error:
         raise SweepError("variant %r: %s" % (spec, error))
-    name = preset + "".join("+%s=%s" % (k, _format_value(v)) for k, v in changes)
-    return Variant(name=name, preset=preset, changes=tuple(changes))
+    return variant
+
+
+def variant_config(variant):
+    """The AIRConfig that a variant's trials train with."""
+    return AIRConfig.from_preset(variant.preset, **dict(variant.changes))
 
 
 def _format_value(value):

@@ -8,12 +8,12 @@ import os
 import numpy as np
 
 from air.metrics_log import first_iteration_at
-from air.sweep import read_metrics, trial_state
+from air.sweep import read_metrics, trial_state, variant_config
 
 TRIAL_COLUMNS = ("variant", "seed", "state", "iterations", "first_iteration_at_target",
                  "first_iteration_at_target_0", "first_iteration_at_target_1",
-                 "first_iteration_at_target_2", "accuracy", "accuracy_0", "accuracy_1",
-                 "accuracy_2", "failure_mode", "training_hours")
+                 "first_iteration_at_target_2", "prior_log_odds_at_target", "accuracy",
+                 "accuracy_0", "accuracy_1", "accuracy_2", "failure_mode", "training_hours")
 
 
 def training_hours(rows):
@@ -80,6 +80,11 @@ def trial_row(trial, options, target, at):
         row["first_iteration_at_target" + suffix] = first_iteration_at(
             iterations, [r.get(key, math.nan) for r in rows], target)
         row["accuracy" + suffix] = last.get(key)
+    # Where the z_pres prior's annealing was when the trial first counted well enough: how much
+    # of its pace the schedule sets.
+    first = row["first_iteration_at_target"]
+    row["prior_log_odds_at_target"] = None if first is None else round(
+        variant_config(trial.variant).z_pres_prior_log_odds_at(first), 1)
     if state == "finished":
         row["failure_mode"] = failure_mode(last)
     for iteration in at:
@@ -149,10 +154,11 @@ def markdown_report(rows, options, target, at):
             "%d" % np.median(iterations) if iterations else "",
             "%d" % max(iterations) if iterations else "",
             ", ".join(sorted(entry["failures"]))))
-    lines += ["", "| variant | seed | state | iterations | first it. >= %g%% | ... on 0 / 1 / 2 "
-              "digits | accuracy at %s, %% | last accuracy (0 / 1 / 2 digits), %% | failure mode "
-              "| hours |" % (100 * target, " / ".join(_iterations(i) for i in at)),
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| variant | seed | state | iterations | first it. >= %g%% | z_pres prior "
+              "log-odds then | ... on 0 / 1 / 2 digits | accuracy at %s, %% | last accuracy "
+              "(0 / 1 / 2 digits), %% | failure mode | hours |"
+              % (100 * target, " / ".join(_iterations(i) for i in at)),
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     variants = list(summary)
     # Grouped by variant (in the grid's order), so that a variant's seeds read as one block.
     for r in sorted(rows, key=lambda r: (variants.index(r["variant"]), r["seed"])):
@@ -160,9 +166,11 @@ def markdown_report(rows, options, target, at):
         if r["accuracy"] is not None:
             last = "%s (%s / %s / %s)" % (_percent(r["accuracy"]), _percent(r["accuracy_0"]),
                                           _percent(r["accuracy_1"]), _percent(r["accuracy_2"]))
-        lines.append("| %s | %d | %s | %d | %s | %s | %s | %s | %s | %.2f |" % (
+        lines.append("| %s | %d | %s | %d | %s | %s | %s | %s | %s | %s | %.2f |" % (
             r["variant"], r["seed"], r["state"], r["iterations"],
             r["first_iteration_at_target"] or "",
+            "" if r["prior_log_odds_at_target"] is None
+            else "%.1f" % r["prior_log_odds_at_target"],
             " / ".join("-" if r["first_iteration_at_target_%d" % c] is None
                        else _iterations(r["first_iteration_at_target_%d" % c]) for c in range(3)),
             " / ".join(_percent(r[milestone_column(i)]) for i in at), last,

@@ -73,6 +73,21 @@ def test_z_pres_prior_schedule():
     assert values[-1] == pytest.approx(-20.7233, abs=1e-4)
 
 
+@pytest.mark.parametrize("config", [
+    AIRConfig(), AIRConfig.from_preset("original"),
+    AIRConfig.from_preset("original", z_pres_prior_odds_decay_steps=2000)],
+    ids=["default", "original", "original-decay-2000"])
+def test_the_schedule_as_a_number_is_the_graphs(config):
+    """``AIRConfig.z_pres_prior_log_odds_at`` (sweep.py's tables) gives what the graph uses."""
+    steps = [0, 1, 1500, 2000, 25990, 26010, 38990, 39010, 100000]
+    with tf.Graph().as_default(), tf.Session() as session:
+        values = session.run(z_pres_prior_log_odds(config, tf.constant(steps, tf.int64)))
+    np.testing.assert_allclose([config.z_pres_prior_log_odds_at(s) for s in steps], values,
+                               rtol=1e-5, atol=1e-4)
+    assert config.z_pres_prior_log_odds_at(10 ** 6) == pytest.approx(
+        config.z_pres_prior_log_odds_range[1])
+
+
 def test_model_uses_the_schedule_or_its_floor():
     with tf.Graph().as_default():
         images = tf.zeros([2, 24, 24])

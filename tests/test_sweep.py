@@ -302,6 +302,26 @@ def test_progress_line_counts_ended_trials_speed_and_time_left(tmp_path):
         "sweep: 1 of 3 ended; no evaluation yet; 0.0 it/s in all; at most ? left")
 
 
+def test_trial_rows_give_the_z_pres_prior_where_each_trial_first_reached_the_target(tmp_path):
+    import math
+    from air.sweep_report import markdown_report, trial_row
+    options = sweep.TrialOptions(data_dir="", max_iterations=10000, stop_at_accuracy=0.98,
+                                 patience=3, eval_every=1000, save_every=5000, threads=1,
+                                 extra_args=[])
+    faster = _fake_trial(tmp_path, "original:z_pres_prior_odds_decay_steps=2000", 1,
+                         [0.5, 0.9, 0.97, 0.99, 0.99, 0.99])
+    default = _fake_trial(tmp_path, "default", 1, [0.5, 0.9, 0.99, 0.99, 0.99])
+    never = _fake_trial(tmp_path, "default", 2, [0.5] * 4)
+    rows = [trial_row(t, options, 0.98, [5000]) for t in (faster, default, never)]
+    # Odds 1e4 falling tenfold every 2,000 (plus the original's 1e-9) or 3,000 iterations.
+    assert rows[0]["prior_log_odds_at_target"] == round(math.log(1e2 + 1e-9), 1) == 4.6
+    assert rows[1]["prior_log_odds_at_target"] == round(math.log(1e3), 1) == 6.9
+    assert rows[2]["prior_log_odds_at_target"] is None
+    report = markdown_report(rows, options, 0.98, [5000])
+    assert "| converged | 6000 | 4000 | 4.6 |" in report
+    assert "| default | 2 | partial | 4000 |  |  |" in report
+
+
 def test_first_iteration_panel_plots_converged_dots_unconverged_crosses_and_medians():
     import matplotlib
     matplotlib.use("Agg")

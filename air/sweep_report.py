@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from air.checkpoints import load_config
+from air.config import CONFIG_FILENAME
 from air.metrics_log import first_iteration_at
 from air.sweep import read_metrics, trial_state, variant_config
 
@@ -27,6 +29,13 @@ def training_hours(rows):
     gaps = np.where(gaps > 5 * median, median, gaps)
     # The first evaluation's own interval is not in the diffs: count one median for it.
     return float(np.sum(gaps) + median) / 3600.0
+
+
+def trained_config(trial):
+    """The AIRConfig a trial trained with: the config.json it saved (so a later change of the
+    presets does not rewrite its figures), or its variant's before it has saved one."""
+    path = os.path.join(trial.directory, "model", CONFIG_FILENAME)
+    return load_config(path) if os.path.isfile(path) else variant_config(trial.variant)
 
 
 def failure_mode(row):
@@ -84,7 +93,7 @@ def trial_row(trial, options, target, at):
     # of its pace the schedule sets.
     first = row["first_iteration_at_target"]
     row["prior_log_odds_at_target"] = None if first is None else round(
-        variant_config(trial.variant).z_pres_prior_log_odds_at(first), 1)
+        trained_config(trial).z_pres_prior_log_odds_at(first), 1)
     if state == "finished":
         row["failure_mode"] = failure_mode(last)
     for iteration in at:

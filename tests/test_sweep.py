@@ -10,6 +10,7 @@ import time
 import pytest
 
 from air import sweep
+from air.config import AIRConfig
 from tests.conftest import REPO
 
 # A tiny model, so that a trial is mostly TensorFlow's start-up.
@@ -312,11 +313,16 @@ def test_trial_rows_give_the_z_pres_prior_where_each_trial_first_reached_the_tar
                          [0.5, 0.9, 0.97, 0.99, 0.99, 0.99])
     default = _fake_trial(tmp_path, "default", 1, [0.5, 0.9, 0.99, 0.99, 0.99])
     never = _fake_trial(tmp_path, "default", 2, [0.5] * 4)
-    rows = [trial_row(t, options, 0.98, [5000]) for t in (faster, default, never)]
+    saved = _fake_trial(tmp_path, "default", 3, [0.99, 0.99, 0.99])
+    AIRConfig(z_pres_prior_odds_decay_steps=500).save(
+        os.path.join(saved.directory, "model", "config.json"))
+    rows = [trial_row(t, options, 0.98, [5000]) for t in (faster, default, never, saved)]
     # Odds 1e4 falling tenfold every 2,000 (plus the original's 1e-9) or 3,000 iterations.
     assert rows[0]["prior_log_odds_at_target"] == round(math.log(1e2 + 1e-9), 1) == 4.6
     assert rows[1]["prior_log_odds_at_target"] == round(math.log(1e3), 1) == 6.9
     assert rows[2]["prior_log_odds_at_target"] is None
+    # A trial's saved config.json, not its variant's current preset: 1e4 / 10^2 at 1,000.
+    assert rows[3]["prior_log_odds_at_target"] == round(math.log(1e2), 1)
     report = markdown_report(rows, options, 0.98, [5000])
     assert "| converged | 6000 | 4000 | 4.6 |" in report
     assert "| default | 2 | partial | 4000 |  |  |" in report

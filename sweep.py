@@ -5,12 +5,14 @@
         [--parallel 2] [--ray [--address HOST:PORT]] [--python PATH] [--report-only]
 
 Each trial is a training.py run in OUTPUT/<variant>/seed-<N>/ (log in training.log). Running
-the same command again resumes unfinished trials and skips finished ones. A status line every
+the same command again resumes unfinished trials and skips finished ones; trials that ended in
+the report folder's records (another machine's runs) are skipped too. A status line every
 --progress-seconds gives the trials' last evaluations, the speed and the time left at most.
 SIGINT/SIGTERM stop the trials (each saves a checkpoint) and write the tables. Output:
 sweep.csv (one row per trial), sweep.md (per variant: converged of ended, median and max first
-iteration at the target accuracy; per trial: accuracy by digit count, failure mode, hours) and
-sweep.png.
+iteration at the target accuracy; per trial: accuracy by digit count, failure mode, hours),
+sweep.png, and a record of each trial (REPORT/trials/<variant>/seed-<N>/: its metrics.csv and
+config.json) from which a later report, anywhere, shows it again.
 """
 import argparse
 import os
@@ -19,7 +21,7 @@ import threading
 import time
 
 from air import cli, sweep
-from air.sweep_report import write_report
+from air.sweep_report import ended_in_report, write_report
 
 
 def build_parser():
@@ -58,10 +60,13 @@ def build_parser():
                         help="further training.py arguments, as one string")
     parser.add_argument("--report-only", action="store_true",
                         help="only rewrite the tables and figure from the trial folders; "
-                             "trials without a checkpoint are left out, so one report can join "
-                             "grids run with different seeds")
+                             "trials without an evaluation are left out, so one report can "
+                             "join grids run with different seeds")
     parser.add_argument("--report-dir", default=None,
-                        help="where sweep.csv, sweep.md and sweep.png go (default: --output-dir)")
+                        help="where sweep.csv, sweep.md and sweep.png go (default: "
+                             "--output-dir), with a record of each trial (metrics.csv, "
+                             "config.json): a report there keeps every trial it showed before, "
+                             "and trials ended in it are not run again")
     return parser
 
 
@@ -91,24 +96,30 @@ def run(args):
         extra_args=args.training_args.split())
     validate(args)
     os.makedirs(args.output_dir, exist_ok=True)
+    report_dir = args.report_dir or args.output_dir
+    os.makedirs(report_dir, exist_ok=True)
     if not args.report_only:
+        # Trials that ended where no folder of theirs is left (another machine) stay ended.
+        elsewhere = ended_in_report(trials, options, report_dir)
+        trials = [t for t in trials if t not in elsewhere]
         with sweep.SweepLock(args.output_dir):
             jobs = [(t, c) for t, c in ((t, sweep.prepare_trial(t, options, args.python))
                                         for t in trials) if c is not None]
-            print("sweep: %d trials, %d to run, %d already ended"
-                  % (len(trials), len(jobs), len(trials) - len(jobs)), flush=True)
-            _run_jobs(args, jobs, options, trials)
-    report_dir = args.report_dir or args.output_dir
-    if args.report_only:
-        trials = [t for t in trials if sweep.trial_state(t, options) != "new"]
-    os.makedirs(report_dir, exist_ok=True)
+            print("sweep: %d trials, %d to run, %d already ended%s"
+                  % (len(trials) + len(elsewhere), len(jobs),
+                     len(trials) + len(elsewhere) - len(jobs),
+                     " (%d of them in the report in %s)" % (len(elsewhere), report_dir)
+                     if elsewhere else ""), flush=True)
+            _run_jobs(args, jobs, options, trials, report_dir)
+    else:
+        trials = [t for t in trials if sweep.read_metrics(t.directory)]
     rows = write_report(trials, options, report_dir, args.stop_at_accuracy)
     ended = sum(r["state"] in ("converged", "finished") for r in rows)
     print("sweep: %d of %d trials ended; tables in %s"
           % (ended, len(rows), os.path.join(report_dir, "sweep.md")), flush=True)
 
 
-def _run_jobs(args, jobs, options, trials):
+def _run_jobs(args, jobs, options, trials, report_dir):
     """Runs the jobs, printing one line per ended trial (rewriting the tables each time) and a
     status line every --progress-seconds."""
     if not jobs:
@@ -131,7 +142,7 @@ def _run_jobs(args, jobs, options, trials):
             print("sweep: [%d/%d] %s seed %d: %s (exit %s) after %.1f h"
                   % (len(ended), len(jobs), trial.variant.name, trial.seed, state, code,
                      (time.time() - start) / 3600.0), flush=True)
-            write_report(trials, options, args.output_dir, args.stop_at_accuracy)
+            write_report(trials, options, report_dir, args.stop_at_accuracy)
 
     if args.progress_seconds:
         sweep.every(args.progress_seconds, all_ended, progress)

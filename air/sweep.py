@@ -12,6 +12,7 @@ same command line, log file and stop handling either way; only the launch differ
 """
 import collections
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -103,6 +104,13 @@ def parse_variant(spec):
     return variant
 
 
+def variant_from_name(name):
+    """The Variant of a variant folder's name ('original+lstm_input=image_and_latents'): the
+    inverse of the name parse_variant gives."""
+    preset, *changes = re.split(r"\+(?=[a-z_0-9]+=)", name)
+    return parse_variant(preset + ":" + ",".join(changes))
+
+
 def variant_config(variant):
     """The AIRConfig that a variant's trials train with."""
     return AIRConfig.from_preset(variant.preset, **dict(variant.changes))
@@ -135,7 +143,11 @@ def trial_state(trial, options):
     """'new', 'partial' (has a checkpoint), 'converged' or 'finished' (no more to do)."""
     if latest_checkpoint(os.path.join(trial.directory, "model")) is None:
         return "new"
-    rows = read_metrics(trial.directory)
+    return state_of_evaluations(read_metrics(trial.directory), options)
+
+
+def state_of_evaluations(rows, options):
+    """'finished', 'converged' or 'partial', read from a trial's metrics.csv rows alone."""
     if rows and rows[-1]["iteration"] >= options.max_iterations:
         return "finished"
     if metrics_log.accuracy_streak(rows, options.stop_at_accuracy) >= options.patience:

@@ -1,16 +1,29 @@
 """The tables and figure of a sweep (sweep.csv, sweep.md, sweep.png), read from each trial's
-metrics.csv alone, so they can be rewritten at any time, also while trials still run."""
+metrics.csv alone, so they can be rewritten at any time, also while trials still run.
+
+A report folder keeps its study. Every trial it reports leaves a record there,
+``trials/<variant>/seed-<N>/`` (the trial's metrics.csv and model/config.json, a few kB, no
+checkpoint), and a rewritten report shows every trial it has shown before: from the trial's
+folder where that has evaluations, else from its record, else (trials reported before records
+were kept) as the row the earlier sweep.csv gave it. So a study committed with its report
+folder can be extended from a fresh clone, on another machine, whose runs/ is empty.
+"""
+import collections
 import csv
 import itertools
 import math
 import os
+import re
+import shutil
 
 import numpy as np
 
+from air import metrics_log
 from air.checkpoints import load_config
 from air.config import CONFIG_FILENAME
 from air.metrics_log import first_iteration_at
-from air.sweep import read_metrics, trial_state, variant_config
+from air.sweep import (Trial, read_metrics, state_of_evaluations, trial_state,
+                       variant_config, variant_from_name)
 
 TRIAL_COLUMNS = ("variant", "seed", "state", "iterations", "first_iteration_at_target",
                  "first_iteration_at_target_0", "first_iteration_at_target_1",
@@ -74,9 +87,9 @@ def milestone_column(iteration):
 
 def trial_row(trial, options, target, at):
     """One sweep.csv row (a dict keyed by TRIAL_COLUMNS and the milestone columns ``at``) of a
-    trial."""
+    trial: a trial folder or a record, its state read from its evaluations ('new' without)."""
     rows = read_metrics(trial.directory)
-    state = trial_state(trial, options)
+    state = state_of_evaluations(rows, options) if rows else "new"
     row = {"variant": trial.variant.name, "seed": trial.seed, "state": state,
            "iterations": int(rows[-1]["iteration"]) if rows else 0,
            "training_hours": round(training_hours(rows), 2), "failure_mode": ""}
@@ -120,17 +133,112 @@ def variant_summary(rows, target):
     return summary
 
 
-def write_report(trials, options, output_dir, target):
-    """Writes sweep.csv, sweep.md and sweep.png into output_dir; returns the trial rows."""
+RECORDS_FOLDER = "trials"
+_INTEGER_COLUMNS = {"seed", "iterations", "first_iteration_at_target",
+                    "first_iteration_at_target_0", "first_iteration_at_target_1",
+                    "first_iteration_at_target_2"}
+_TEXT_COLUMNS = {"variant", "state", "failure_mode"}
+
+
+def record_of(trial, report_dir):
+    """The Trial of a trial's record in report_dir (the folder may not exist)."""
+    return trial._replace(directory=os.path.join(report_dir, RECORDS_FOLDER, trial.variant.name,
+                                                 "seed-%d" % trial.seed))
+
+
+def save_record(trial, report_dir):
+    """Copies a trial's metrics.csv and model/config.json (where saved) to its record."""
+    record = record_of(trial, report_dir).directory
+    if os.path.abspath(record) == os.path.abspath(trial.directory):
+        return
+    os.makedirs(os.path.join(record, "model"), exist_ok=True)
+    for name in (metrics_log.FILENAME, os.path.join("model", CONFIG_FILENAME)):
+        if os.path.isfile(os.path.join(trial.directory, name)):
+            shutil.copyfile(os.path.join(trial.directory, name), os.path.join(record, name))
+
+
+def recorded_trials(report_dir):
+    """The trials that have a record in report_dir, as Trials whose directory is the record."""
+    root = os.path.join(report_dir, RECORDS_FOLDER)
+    found = []
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else ():
+        seeds = [int(m.group(1)) for m in (re.fullmatch(r"seed-(\d+)", folder)
+                                           for folder in os.listdir(os.path.join(root, name)))
+                 if m]
+        variant = variant_from_name(name)
+        found += [Trial(variant, seed, os.path.join(root, name, "seed-%d" % seed))
+                  for seed in sorted(seeds)]
+    return found
+
+
+def earlier_rows(report_dir):
+    """The rows of the sweep.csv in report_dir (none without one), typed as trial_row's."""
+    path = os.path.join(report_dir, "sweep.csv")
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="") as f:
+        return [{column: (text if column in _TEXT_COLUMNS else None if text == ""
+                          else int(text) if column in _INTEGER_COLUMNS else float(text))
+                 for column, text in row.items()} for row in csv.DictReader(f)]
+
+
+def study(trials, report_dir):
+    """What a report in report_dir shows, one entry per trial: a Trial (the given trial, read
+    from its folder where that has evaluations and from its record otherwise; a recorded trial
+    not given) or, for a trial in neither, the row the earlier sweep.csv gave it (its curve is
+    lost). In the earlier sweep.csv's order, new trials after."""
+    sources = collections.OrderedDict()
+    for row in earlier_rows(report_dir):
+        sources[(row["variant"], row["seed"])] = row
+    given_with_evaluations = set()
+    for trial in trials:
+        key = (trial.variant.name, trial.seed)
+        if read_metrics(trial.directory):
+            given_with_evaluations.add(key)
+            sources[key] = trial
+        else:
+            sources.setdefault(key, trial)
+    for record in recorded_trials(report_dir):
+        key = (record.variant.name, record.seed)
+        if key not in given_with_evaluations:
+            sources[key] = record
+    return list(sources.values())
+
+
+def ended_in_report(trials, options, report_dir):
+    """The trials without a folder of theirs (sweep.trial_state 'new') that ended as the report
+    in report_dir has them: by their record, else by the earlier sweep.csv."""
+    earlier = {(r["variant"], r["seed"]): r["state"] for r in earlier_rows(report_dir)}
+    ended = []
+    for trial in (t for t in trials if trial_state(t, options) == "new"):
+        recorded = read_metrics(record_of(trial, report_dir).directory)
+        state = (state_of_evaluations(recorded, options) if recorded
+                 else earlier.get((trial.variant.name, trial.seed)))
+        if state in ("converged", "finished"):
+            ended.append(trial)
+    return ended
+
+
+def write_report(trials, options, report_dir, target):
+    """Writes sweep.csv, sweep.md and sweep.png into report_dir, for the given trials and
+    every trial reported there before (see ``study``), and the given trials' records; returns
+    the trial rows."""
+    for trial in trials:
+        if read_metrics(trial.directory):
+            save_record(trial, report_dir)
+    entries = study(trials, report_dir)
     at = milestones(options.max_iterations)
-    rows = [trial_row(t, options, target, at) for t in trials]
-    with open(os.path.join(output_dir, "sweep.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, TRIAL_COLUMNS + tuple(milestone_column(i) for i in at))
+    rows = [trial_row(e, options, target, at) if isinstance(e, Trial) else e for e in entries]
+    trials = [e for e in entries if isinstance(e, Trial)]
+    carried = [e for e in entries if not isinstance(e, Trial)]
+    with open(os.path.join(report_dir, "sweep.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, TRIAL_COLUMNS + tuple(milestone_column(i) for i in at),
+                                extrasaction="ignore")
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
-    with open(os.path.join(output_dir, "sweep.md"), "w") as f:
-        f.write(markdown_report(rows, options, target, at))
-    plot_curves(trials, os.path.join(output_dir, "sweep.png"), target, options.max_iterations,
+    with open(os.path.join(report_dir, "sweep.md"), "w") as f:
+        f.write(markdown_report(rows, options, target, at, carried))
+    plot_curves(trials, os.path.join(report_dir, "sweep.png"), target, options.max_iterations,
                 rows)
     return rows
 
@@ -144,9 +252,9 @@ def _iterations(count):
     return "%dk" % (count // 1000) if count and count % 1000 == 0 else "%d" % count
 
 
-def markdown_report(rows, options, target, at):
+def markdown_report(rows, options, target, at, carried=()):
     """The sweep as Markdown: per-variant summary, then one line per trial (grouped by variant)
-    with its accuracy at the milestone iterations ``at``."""
+    with its accuracy at the milestone iterations ``at``; a note names the ``carried`` rows."""
     lines = ["# Sweep", "",
              "Each trial ends when its held-out count accuracy has been >= %g%% at %d evaluations "
              "in a row (converged) or at %d iterations (finished without converging). "
@@ -184,6 +292,15 @@ def markdown_report(rows, options, target, at):
                        else _iterations(r["first_iteration_at_target_%d" % c]) for c in range(3)),
             " / ".join(_percent(r[milestone_column(i)]) for i in at), last,
             r["failure_mode"], r["training_hours"]))
+    if carried:
+        seeds = collections.OrderedDict()
+        for r in carried:
+            seeds.setdefault(r["variant"], []).append(str(r["seed"]))
+        lines += ["", "Kept as an earlier sweep.csv gave them (reported before trials left "
+                  "records here; their curves in sweep.png are the accuracies at the milestones "
+                  "above): %s." % "; ".join(
+                      "%s seed%s %s" % (name, "s" if len(numbers) > 1 else "", ", ".join(numbers))
+                      for name, numbers in seeds.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -195,10 +312,8 @@ def plot_curves(trials, path, target, max_iterations, rows):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
-    variants = []
-    for trial in trials:
-        if trial.variant.name not in variants:
-            variants.append(trial.variant.name)
+    variants = list(collections.OrderedDict((r["variant"], None) for r in rows))
+    recorded = {(t.variant.name, t.seed) for t in trials}
     panels = len(variants) + 1
     columns = min(3, panels)
     grid_rows = int(math.ceil(panels / float(columns)))
@@ -213,6 +328,14 @@ def plot_curves(trials, path, target, max_iterations, rows):
                 axis.plot([r["iteration"] for r in metrics],
                           [r["heldout_accuracy"] for r in metrics],
                           label="seed %d" % trial.seed, linewidth=1)
+        # Rows without a record: only the milestones' and the last accuracy are known.
+        for row in (r for r in rows if r["variant"] == name
+                    and (r["variant"], r["seed"]) not in recorded):
+            points = [(i, row.get(milestone_column(i))) for i in milestones(max_iterations)
+                      if i < row["iterations"]] + [(row["iterations"], row["accuracy"])]
+            points = [(i, a) for i, a in points if a is not None]
+            axis.plot([i for i, _ in points], [a for _, a in points], ":", marker=".",
+                      label="seed %d (milestones)" % row["seed"], linewidth=1)
         axis.axhline(target, color="grey", linestyle="--", linewidth=0.8)
         axis.set_title(name, fontsize=9)
         axis.set_xlabel("iteration")

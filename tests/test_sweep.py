@@ -1,5 +1,6 @@
 """sweep.py: the grid, the tables against each trial's metrics.csv, resuming, Ray, bad input."""
 import csv
+import math
 import os
 import re
 import signal
@@ -160,6 +161,15 @@ def test_local_grid_end_to_end_and_rerun_skips_finished_trials(small_data_dir, t
     assert "4 of 4 trials ended" in wider.stdout
     _check_tables(output, expected, report_dir)
     assert not os.path.exists(os.path.join(output, "original+rnn_units=8"))
+    # Another machine: the report folder without the trial folders. The trials it shows ended
+    # are not run again, and its report still shows them.
+    elsewhere = _sweep(args + ["--report-dir", report_dir], small_data_dir,
+                       str(tmp_path / "elsewhere"))
+    assert elsewhere.returncode == 0, elsewhere.stdout + elsewhere.stderr
+    assert ("4 trials, 0 to run, 4 already ended (4 of them in the report in %s)" % report_dir
+            in elsewhere.stdout)
+    assert not os.path.exists(str(tmp_path / "elsewhere" / "default"))
+    _check_tables(output, expected, report_dir)
 
 
 def test_sigterm_stops_the_trials_and_the_same_command_resumes(small_data_dir, tmp_path):
@@ -267,14 +277,15 @@ def test_readme_quotes_the_study_tables_as_sweep_wrote_them():
 
 def _fake_trial(root, variant, seed, accuracies, eval_every=1000, checkpoint=True):
     """A trial folder with a metrics.csv of held-out accuracies at every eval_every iterations
-    and, with ``checkpoint``, a checkpoint index naming the last of them."""
+    and, with ``checkpoint``, a checkpoint index naming the last of them. Every miscount is one
+    object too many (the n+1 mode)."""
     trial = sweep.Trial(sweep.parse_variant(variant), seed,
                         str(root / variant / ("seed-%d" % seed)))
     os.makedirs(os.path.join(trial.directory, "model"))
     with open(os.path.join(trial.directory, "metrics.csv"), "w") as f:
-        f.write("iteration,wall_time,heldout_accuracy\n")
+        f.write("iteration,wall_time,heldout_accuracy,heldout_overcount,heldout_undercount\n")
         for index, accuracy in enumerate(accuracies, 1):
-            f.write("%d,%d,%g\n" % (index * eval_every, index * 100, accuracy))
+            f.write("%d,%d,%g,%g,0\n" % (index * eval_every, index * 100, accuracy, 1 - accuracy))
     if checkpoint:
         prefix = "model.ckpt-%d" % (len(accuracies) * eval_every)
         with open(os.path.join(trial.directory, "model", "checkpoint"), "w") as f:
@@ -346,3 +357,70 @@ def test_first_iteration_panel_plots_converged_dots_unconverged_crosses_and_medi
     plt.close(figure)
     assert plotted == [([20000, 30000], [0, 0], "o"), ([45000], [0], "x"), ([25000.0], [0], "|"),
                        ([], [], "o"), ([], [], "x")]
+
+
+def test_variant_folder_names_read_back_as_their_variants():
+    for spec in ("default", "original:lstm_input=image_and_latents,scale_prior_variance=0.25",
+                 "default:vae_recognition_units=64/32", "original:z_pres_prior_odds_floor=1e+20"):
+        variant = sweep.parse_variant(spec)
+        assert sweep.variant_from_name(variant.name) == variant
+
+
+def _options():
+    return sweep.TrialOptions(data_dir="", max_iterations=10000, stop_at_accuracy=0.98,
+                              patience=3, eval_every=1000, save_every=5000, threads=1,
+                              extra_args=[])
+
+
+def test_a_report_folder_keeps_its_trials_when_their_folders_are_gone(tmp_path):
+    import shutil
+    from air.sweep_report import ended_in_report, write_report
+    runs, report = tmp_path / "runs", str(tmp_path / "report")
+    os.makedirs(report)
+    converged = _fake_trial(runs, "default", 1, [0.5, 0.99, 0.99, 0.99])
+    partial = _fake_trial(runs, "original", 1, [0.2, 0.4])
+    AIRConfig(z_pres_prior_odds_decay_steps=1000).save(
+        os.path.join(converged.directory, "model", "config.json"))
+    first = write_report([converged, partial], _options(), report, 0.98)
+    record = os.path.join(report, "trials", "default", "seed-1")
+    assert sorted(os.listdir(record)) == ["metrics.csv", "model"]
+    assert os.listdir(os.path.join(record, "model")) == ["config.json"]
+    # A fresh clone: no trial folders; the records give the same rows, prior included.
+    shutil.rmtree(str(runs))
+    assert write_report([], _options(), report, 0.98) == first
+    assert first[0]["prior_log_odds_at_target"] == round(math.log(1e4 / 10 ** (2000 / 1000)), 1)
+    # The same grid run again there skips the converged trial only (the partial one restarts).
+    assert ended_in_report([converged, partial], _options(), report) == [converged]
+    # A new trial of the grid joins the report after the ones it had.
+    new = _fake_trial(runs, "default", 2, [0.3])
+    rows = write_report([converged, partial, new], _options(), report, 0.98)
+    assert [(r["variant"], r["seed"], r["state"]) for r in rows] == [
+        ("default", 1, "converged"), ("original", 1, "partial"), ("default", 2, "partial")]
+    # A trial's folder with evaluations wins over its record: it is the live one.
+    again = _fake_trial(runs, "original", 1, [0.2, 0.4, 0.99, 0.99, 0.99])
+    rows = write_report([again], _options(), report, 0.98)
+    assert rows[1]["state"] == "converged" and rows[1]["iterations"] == 5000
+
+
+def test_rows_reported_before_records_were_kept_stay_as_they_were(tmp_path):
+    import shutil
+    from air.sweep_report import ended_in_report, write_report
+    report = str(tmp_path / "report")
+    os.makedirs(report)
+    trials = [_fake_trial(tmp_path / "runs", "default", 1, [0.5, 0.99, 0.99, 0.99]),
+              _fake_trial(tmp_path / "runs", "default", 2, [0.1] * 10),
+              _fake_trial(tmp_path / "runs", "original", 3, [0.2, 0.4])]
+    first = write_report(trials, _options(), report, 0.98)
+    # An earlier report's folder: its sweep.csv, and neither trial folders nor records.
+    shutil.rmtree(str(tmp_path / "runs"))
+    shutil.rmtree(os.path.join(report, "trials"))
+    assert write_report([], _options(), report, 0.98) == first
+    with open(os.path.join(report, "sweep.md")) as f:
+        markdown = f.read()
+    assert "| default | 1 of 2 | 0 | 2000 | 2000 | n+1 |" in markdown
+    assert "sweep.csv gave them" in markdown
+    assert markdown.rstrip().endswith("default seeds 1, 2; original seed 3.")
+    ended = ended_in_report(sweep.make_trials([sweep.parse_variant("default"),
+                                               sweep.parse_variant("original")], [1, 2, 3],
+                                              str(tmp_path / "runs")), _options(), report)
+    assert [(t.variant.name, t.seed) for t in ended] == [("default", 1), ("default", 2)]

@@ -100,14 +100,14 @@ def run(args):
     os.makedirs(report_dir, exist_ok=True)
     if not args.report_only:
         # Trials that ended where no folder of theirs is left (another machine) stay ended.
+        total = len(trials)
         elsewhere = ended_in_report(trials, options, report_dir)
         trials = [t for t in trials if t not in elsewhere]
         with sweep.SweepLock(args.output_dir):
             jobs = [(t, c) for t, c in ((t, sweep.prepare_trial(t, options, args.python))
                                         for t in trials) if c is not None]
             print("sweep: %d trials, %d to run, %d already ended%s"
-                  % (len(trials) + len(elsewhere), len(jobs),
-                     len(trials) + len(elsewhere) - len(jobs),
+                  % (total, len(jobs), total - len(jobs),
                      " (%d of them in the report in %s)" % (len(elsewhere), report_dir)
                      if elsewhere else ""), flush=True)
             _run_jobs(args, jobs, options, trials, report_dir)

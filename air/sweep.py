@@ -173,7 +173,8 @@ def progress_line(trials, options, start_iterations, elapsed):
         iteration = int(rows[-1]["iteration"]) if rows else 0
         # A resumed trial rewrites metrics.csv from its checkpoint, a little behind: not negative.
         done += max(0, iteration - start_iterations[trial.directory])
-        if trial_state(trial, options) in ("converged", "finished"):
+        # From the rows already read: an ended trial always has its checkpoints.
+        if state_of_evaluations(rows, options) in ("converged", "finished"):
             ended += 1
             continue
         left += options.max_iterations - iteration

@@ -186,10 +186,13 @@ def study(trials, report_dir):
     """What a report in report_dir shows, one entry per trial: a Trial (the given trial, read
     from its folder where that has evaluations and from its record otherwise; a recorded trial
     not given) or, for a trial in neither, the row the earlier sweep.csv gave it (its curve is
-    lost). In the earlier sweep.csv's order, new trials after."""
+    lost; rows of trials not started then are dropped). In the earlier sweep.csv's order, new
+    trials after."""
     sources = collections.OrderedDict()
     for row in earlier_rows(report_dir):
-        sources[(row["variant"], row["seed"])] = row
+        # A live sweep also reports its trials not started yet: they have nothing to keep.
+        if row["state"] != "new":
+            sources[(row["variant"], row["seed"])] = row
     given_with_evaluations = set()
     for trial in trials:
         key = (trial.variant.name, trial.seed)

@@ -424,3 +424,19 @@ def test_rows_reported_before_records_were_kept_stay_as_they_were(tmp_path):
                                                sweep.parse_variant("original")], [1, 2, 3],
                                               str(tmp_path / "runs")), _options(), report)
     assert [(t.variant.name, t.seed) for t in ended] == [("default", 1), ("default", 2)]
+
+
+def test_trials_not_started_when_a_live_sweep_reported_are_not_kept(tmp_path):
+    from air.sweep_report import write_report
+    report = str(tmp_path / "report")
+    os.makedirs(report)
+    started = _fake_trial(tmp_path / "runs", "default", 1, [0.5, 0.99, 0.99, 0.99])
+    not_started = sweep.Trial(sweep.parse_variant("default"), 2,
+                              str(tmp_path / "runs" / "default" / "seed-2"))
+    live = write_report([started, not_started], _options(), report, 0.98)
+    assert [(row["seed"], row["state"]) for row in live] == [(1, "converged"), (2, "new")]
+    # The next report, from the records alone (say on a fresh clone), has only the started one.
+    again = write_report([], _options(), report, 0.98)
+    assert [(row["seed"], row["state"]) for row in again] == [(1, "converged")]
+    with open(os.path.join(report, "sweep.md")) as f:
+        assert "gave them" not in f.read()

@@ -139,7 +139,7 @@ def _run_jobs(args, jobs, options, trials, report_dir):
         with lock:
             ended.append(trial)
             state = sweep.trial_state(trial, options)
-            print("sweep: [%d/%d] %s seed %d: %s (exit %s) after %.1f h"
+            print("sweep: [%d/%d] %s seed %d: %s (exit %s), %.1f h into the sweep"
                   % (len(ended), len(jobs), trial.variant.name, trial.seed, state, code,
                      (time.time() - start) / 3600.0), flush=True)
             write_report(trials, options, report_dir, args.stop_at_accuracy)

@@ -138,6 +138,8 @@ def test_local_grid_end_to_end_and_rerun_skips_finished_trials(small_data_dir, t
     result = _sweep(args + ["--progress-seconds", "1"], small_data_dir, output)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 trials, 4 to run" in result.stdout
+    assert re.search(r"^sweep: \[4/4\] \S+ seed \d: \w+ \(exit 0\), \d+\.\d h into the sweep$",
+                     result.stdout, re.MULTILINE), result.stdout
     # Each trial takes seconds (TensorFlow's start-up), so status lines come in between.
     assert re.search(r"^sweep: \d of 4 ended; .*it/s in all; at most \S+ left$", result.stdout,
                      re.MULTILINE), result.stdout

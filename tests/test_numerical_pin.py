@@ -40,16 +40,22 @@ def pinned_batch():
     return images
 
 
+def pinned_training(config):
+    """In the current graph: the seeds, the global step, the pinned batch, the training model and
+    its train op, in that order (unseeded initialisers take their seeds from the op count)."""
+    tf.set_random_seed(1)
+    step = tf.train.get_or_create_global_step()
+    images = tf.constant(pinned_batch())
+    model = AIRModel(images, config, training=True, seed=7, global_step=step)
+    return images, step, model, build_train_op(model.loss, config, step)
+
+
 def pinned_values():
     """Builds training model, train op and test model in that order; returns their numbers."""
     tf.disable_v2_behavior()
     config = AIRConfig()
     with tf.Graph().as_default():
-        tf.set_random_seed(1)
-        step = tf.train.get_or_create_global_step()
-        images = tf.constant(pinned_batch())
-        model = AIRModel(images, config, training=True, seed=7, global_step=step)
-        train_ops = build_train_op(model.loss, config, step)
+        images, step, model, train_ops = pinned_training(config)
         test_model = AIRModel(images, config, training=False, global_step=step)
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
@@ -68,13 +74,8 @@ def test_training_loss_gradient_norm_and_test_mode_are_unchanged():
 def losses_of_training_steps(threads, steps=5):
     """The training loss of ``steps`` Adam steps on the pinned batch, ``threads`` TF threads."""
     tf.disable_v2_behavior()
-    config = AIRConfig()
     with tf.Graph().as_default():
-        tf.set_random_seed(1)
-        step = tf.train.get_or_create_global_step()
-        model = AIRModel(tf.constant(pinned_batch()), config, training=True, seed=7,
-                         global_step=step)
-        train_ops = build_train_op(model.loss, config, step)
+        _, _, model, train_ops = pinned_training(AIRConfig())
         session_config = tf.ConfigProto(intra_op_parallelism_threads=threads,
                                         inter_op_parallelism_threads=threads)
         with tf.Session(config=session_config) as session:

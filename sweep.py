@@ -11,8 +11,10 @@ the report folder's records (another machine's runs) are skipped too. A status l
 SIGINT/SIGTERM stop the trials (each saves a checkpoint) and write the tables. Output:
 sweep.csv (one row per trial), sweep.md (per variant: converged of ended, median and max first
 iteration at the target accuracy; per trial: accuracy by digit count, failure mode, hours),
-sweep.png, and a record of each trial (REPORT/trials/<variant>/seed-<N>/: its metrics.csv and
-config.json) from which a later report, anywhere, shows it again.
+sweep.png (accuracy curves, one panel per variant), sweep_by_count.png (the accuracy on one- and
+on two-digit images beside the z_pres prior's schedule), and a record of each trial
+(REPORT/trials/<variant>/seed-<N>/: its metrics.csv and config.json) from which a later report,
+anywhere, shows it again.
 """
 import argparse
 import os
@@ -63,7 +65,7 @@ def build_parser():
                              "trials without an evaluation are left out, so one report can "
                              "join grids run with different seeds")
     parser.add_argument("--report-dir", default=None,
-                        help="where sweep.csv, sweep.md and sweep.png go (default: "
+                        help="where sweep.csv, sweep.md and the figures go (default: "
                              "--output-dir), with a record of each trial (metrics.csv, "
                              "config.json): a report there keeps every trial it showed before, "
                              "and trials ended in it are not run again")

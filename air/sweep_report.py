@@ -134,6 +134,7 @@ def variant_summary(rows, target):
 
 
 RECORDS_FOLDER = "trials"
+COUNT_FIGURE = "sweep_by_count.png"
 _INTEGER_COLUMNS = {"seed", "iterations", "first_iteration_at_target",
                     "first_iteration_at_target_0", "first_iteration_at_target_1",
                     "first_iteration_at_target_2"}
@@ -243,6 +244,8 @@ def write_report(trials, options, report_dir, target):
         f.write(markdown_report(rows, options, target, at, carried))
     plot_curves(trials, os.path.join(report_dir, "sweep.png"), target, options.max_iterations,
                 rows)
+    plot_count_curves(count_panels(trials, rows, options.max_iterations),
+                      os.path.join(report_dir, COUNT_FIGURE), target, options.max_iterations)
     return rows
 
 
@@ -354,6 +357,72 @@ def plot_curves(trials, path, target, max_iterations, rows):
                            rows, target, max_iterations, iteration_ticks)
     for index in range(panels, grid_rows * columns):
         axes[index // columns][index % columns].axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def count_panels(trials, rows, max_iterations):
+    """What sweep_by_count.png shows, per variant (in the order of the sweep.csv ``rows``) that
+    has trials with evaluations (carried rows have no per-count curves): a panel each for the
+    one-digit and the two-digit images, as a dict with its title, one line (label, iterations,
+    accuracies) per seed, and the z_pres prior's log-odds of the variant's schedule (of its
+    first trial's saved config) as (iterations, log-odds)."""
+    by_variant = collections.OrderedDict((r["variant"], []) for r in rows)
+    for trial in trials:
+        metrics = read_metrics(trial.directory)
+        if metrics:
+            by_variant.setdefault(trial.variant.name, []).append((trial, metrics))
+    panels = []
+    for name, runs in ((n, r) for n, r in by_variant.items() if r):
+        schedule = trained_config(runs[0][0])
+        iterations = [int(i) for i in np.linspace(0, max_iterations, 181)]
+        prior = (iterations, [schedule.z_pres_prior_log_odds_at(i) for i in iterations])
+        for count, words in ((1, "one-digit"), (2, "two-digit")):
+            key = "heldout_accuracy_%d" % count
+            panels.append({"title": "%s: %s images" % (name, words), "prior": prior, "lines": [
+                ("seed %d" % trial.seed, [r["iteration"] for r in metrics],
+                 [r.get(key, math.nan) for r in metrics]) for trial, metrics in runs]})
+    return panels
+
+
+def plot_count_curves(panels, path, target, max_iterations):
+    """Draws ``count_panels``: two panels a row, held-out accuracy on the left axis and the
+    prior's log-odds (dotted) on the right one, so that when each trial left the n+1 mode reads
+    against where the annealing was."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+    panels = panels or [{"title": "no trial has evaluations yet", "prior": None, "lines": []}]
+    grid_rows = int(math.ceil(len(panels) / 2.0))
+    figure, axes = plt.subplots(grid_rows, 2, figsize=(10, 3.2 * grid_rows), squeeze=False)
+    iteration_ticks = FuncFormatter(lambda value, _: _iterations(int(value)))
+    for index, panel in enumerate(panels):
+        axis = axes[index // 2][index % 2]
+        for label, iterations, accuracies in panel["lines"]:
+            axis.plot(iterations, accuracies, label=label, linewidth=1)
+        axis.axhline(target, color="grey", linestyle="--", linewidth=0.8)
+        axis.set_title(panel["title"], fontsize=9)
+        axis.set_xlim(0, max_iterations)
+        axis.set_ylim(0, 1.02)
+        axis.xaxis.set_major_formatter(iteration_ticks)
+        axis.grid(alpha=0.3)
+        if index // 2 == grid_rows - 1:
+            axis.set_xlabel("iteration")
+        if index % 2 == 0:
+            axis.set_ylabel("held-out accuracy")
+        if panel["lines"]:
+            # Left of the middle: where every trial is still at 0 and the schedule high.
+            axis.legend(fontsize=6, ncol=2, loc="center left")
+        if panel["prior"]:
+            prior = axis.twinx()
+            prior.plot(*panel["prior"], color="black", linestyle=":", linewidth=1)
+            prior.set_ylim(-22, 10)
+            if index % 2 == 1:
+                prior.set_ylabel("z_pres prior log-odds (dotted)", fontsize=8)
+    for index in range(len(panels), grid_rows * 2):
+        axes[index // 2][index % 2].axis("off")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

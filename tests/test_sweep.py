@@ -127,8 +127,9 @@ def _check_tables(output_dir, trials_expected, report_dir=None):
     variants = list(dict.fromkeys(variant for variant, _ in trials_expected))
     assert sorted(positions, key=positions.get) == sorted(
         positions, key=lambda trial: (variants.index(trial[0]), trial[1]))
-    with open(os.path.join(report_dir, "sweep.png"), "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    for figure in ("sweep.png", "sweep_by_count.png"):
+        with open(os.path.join(report_dir, figure), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_local_grid_end_to_end_and_rerun_skips_finished_trials(small_data_dir, tmp_path):
@@ -359,6 +360,44 @@ def test_first_iteration_panel_plots_converged_dots_unconverged_crosses_and_medi
     plt.close(figure)
     assert plotted == [([20000, 30000], [0, 0], "o"), ([45000], [0], "x"), ([25000.0], [0], "|"),
                        ([], [], "o"), ([], [], "x")]
+
+
+def test_count_panels_show_each_trials_one_and_two_digit_accuracy_beside_its_prior(tmp_path):
+    from air.sweep_report import count_panels, plot_count_curves
+    first = _fake_trial(tmp_path, "original", 2, [0.1, 0.5])
+    second = _fake_trial(tmp_path, "original", 1, [0.2, 0.6])
+    for trial, per_count in ((first, [(0.3, 0.9), (0.6, 0.95)]), (second, [(0.4, 0.8), (0.7, 1)])):
+        path = os.path.join(trial.directory, "metrics.csv")
+        with open(path) as f:
+            lines = f.read().splitlines()
+        with open(path, "w") as f:
+            f.write(lines[0] + ",heldout_accuracy_1,heldout_accuracy_2\n")
+            f.writelines("%s,%g,%g\n" % ((line,) + pair) for line, pair in zip(lines[1:], per_count))
+    AIRConfig(z_pres_prior_odds_decay_steps=500).save(
+        os.path.join(first.directory, "model", "config.json"))
+    not_started = _fake_trial(tmp_path, "default", 1, [], checkpoint=False)
+    # Rows as sweep.csv orders them: default first, but it has no evaluations, so no panel.
+    rows = [{"variant": "default"}, {"variant": "original"}]
+    panels = count_panels([not_started, first, second], rows, 9000)
+    assert [p["title"] for p in panels] == ["original: one-digit images",
+                                            "original: two-digit images"]
+    assert panels[0]["lines"] == [("seed 2", [1000, 2000], [0.3, 0.6]),
+                                  ("seed 1", [1000, 2000], [0.4, 0.7])]
+    assert panels[1]["lines"] == [("seed 2", [1000, 2000], [0.9, 0.95]),
+                                  ("seed 1", [1000, 2000], [0.8, 1.0])]
+    # The schedule of the variant's first trial's saved config: 1e4 falling tenfold every 500
+    # iterations, at its floor of 1e-9 from 6,500 on.
+    iterations, log_odds = panels[0]["prior"]
+    assert iterations[0] == 0 and iterations[-1] == 9000
+    assert log_odds[0] == pytest.approx(math.log(1e4))
+    assert log_odds[iterations.index(1000)] == pytest.approx(math.log(1e2))
+    assert log_odds[-1] == pytest.approx(math.log(1e-9))
+    path = str(tmp_path / "by_count.png")
+    plot_count_curves(panels, path, 0.98, 9000)
+    plot_count_curves([], str(tmp_path / "empty.png"), 0.98, 9000)
+    for figure in (path, str(tmp_path / "empty.png")):
+        with open(figure, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_variant_folder_names_read_back_as_their_variants():

@@ -173,14 +173,17 @@ def recorded_trials(report_dir):
 
 
 def earlier_rows(report_dir):
-    """The rows of the sweep.csv in report_dir (none without one), typed as trial_row's."""
+    """The rows of the sweep.csv in report_dir (none without one), typed as trial_row's, but for
+    those of trials not started then: a live sweep reports those too, and they have nothing to
+    keep."""
     path = os.path.join(report_dir, "sweep.csv")
     if not os.path.isfile(path):
         return []
     with open(path, newline="") as f:
-        return [{column: (text if column in _TEXT_COLUMNS else None if text == ""
+        rows = [{column: (text if column in _TEXT_COLUMNS else None if text == ""
                           else int(text) if column in _INTEGER_COLUMNS else float(text))
                  for column, text in row.items()} for row in csv.DictReader(f)]
+    return [row for row in rows if row["state"] != "new"]
 
 
 def study(trials, report_dir):
@@ -189,11 +192,8 @@ def study(trials, report_dir):
     not given) or, for a trial in neither, the row the earlier sweep.csv gave it (its curve is
     lost; rows of trials not started then are dropped). In the earlier sweep.csv's order, new
     trials after."""
-    sources = collections.OrderedDict()
-    for row in earlier_rows(report_dir):
-        # A live sweep also reports its trials not started yet: they have nothing to keep.
-        if row["state"] != "new":
-            sources[(row["variant"], row["seed"])] = row
+    sources = collections.OrderedDict(((row["variant"], row["seed"]), row)
+                                      for row in earlier_rows(report_dir))
     given_with_evaluations = set()
     for trial in trials:
         key = (trial.variant.name, trial.seed)

@@ -310,6 +310,17 @@ def markdown_report(rows, options, target, at, carried=()):
     return "\n".join(lines) + "\n"
 
 
+def _accuracy_axis(axis, title, target, max_iterations, iteration_ticks):
+    """The frame both figures give an accuracy panel: the target as a dashed line (drawn after
+    the trials' lines), accuracy 0-1 against iterations 0-max_iterations, a light grid."""
+    axis.axhline(target, color="grey", linestyle="--", linewidth=0.8)
+    axis.set_title(title, fontsize=9)
+    axis.set_xlim(0, max_iterations)
+    axis.xaxis.set_major_formatter(iteration_ticks)
+    axis.set_ylim(0, 1.02)
+    axis.grid(alpha=0.3)
+
+
 def plot_curves(trials, path, target, max_iterations, rows):
     """Held-out accuracy against iteration: one panel per variant, one line per seed, every
     panel from 0 to ``max_iterations`` so that the panels compare at a glance; then a panel of
@@ -342,13 +353,8 @@ def plot_curves(trials, path, target, max_iterations, rows):
             points = [(i, a) for i, a in points if a is not None]
             axis.plot([i for i, _ in points], [a for _, a in points], ":", marker=".",
                       label="seed %d (milestones)" % row["seed"], linewidth=1)
-        axis.axhline(target, color="grey", linestyle="--", linewidth=0.8)
-        axis.set_title(name, fontsize=9)
+        _accuracy_axis(axis, name, target, max_iterations, iteration_ticks)
         axis.set_xlabel("iteration")
-        axis.set_xlim(0, max_iterations)
-        axis.xaxis.set_major_formatter(iteration_ticks)
-        axis.set_ylim(0, 1.02)
-        axis.grid(alpha=0.3)
         if index % columns == 0:
             axis.set_ylabel("held-out count accuracy")
         if axis.lines[:-1]:
@@ -374,9 +380,9 @@ def count_panels(trials, rows, max_iterations):
         if metrics:
             by_variant.setdefault(trial.variant.name, []).append((trial, metrics))
     panels = []
+    iterations = [int(i) for i in np.linspace(0, max_iterations, 181)]
     for name, runs in ((n, r) for n, r in by_variant.items() if r):
         schedule = trained_config(runs[0][0])
-        iterations = [int(i) for i in np.linspace(0, max_iterations, 181)]
         prior = (iterations, [schedule.z_pres_prior_log_odds_at(i) for i in iterations])
         for count, words in ((1, "one-digit"), (2, "two-digit")):
             key = "heldout_accuracy_%d" % count
@@ -402,12 +408,7 @@ def plot_count_curves(panels, path, target, max_iterations):
         axis = axes[index // 2][index % 2]
         for label, iterations, accuracies in panel["lines"]:
             axis.plot(iterations, accuracies, label=label, linewidth=1)
-        axis.axhline(target, color="grey", linestyle="--", linewidth=0.8)
-        axis.set_title(panel["title"], fontsize=9)
-        axis.set_xlim(0, max_iterations)
-        axis.set_ylim(0, 1.02)
-        axis.xaxis.set_major_formatter(iteration_ticks)
-        axis.grid(alpha=0.3)
+        _accuracy_axis(axis, panel["title"], target, max_iterations, iteration_ticks)
         if index // 2 == grid_rows - 1:
             axis.set_xlabel("iteration")
         if index % 2 == 0:

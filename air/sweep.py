@@ -188,14 +188,12 @@ def progress_line(trials, options, start_iterations, elapsed):
 
 
 def every(seconds, stop_event, action):
-    """Calls ``action()`` every ``seconds`` in a daemon thread until ``stop_event`` is set;
-    returns the thread."""
+    """Calls ``action()`` every ``seconds`` in a daemon thread until ``stop_event`` is set (a
+    daemon: a sweep that ends or is interrupted does not wait for its next call)."""
     def loop():
         while not stop_event.wait(seconds):
             action()
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=loop, daemon=True).start()
 
 
 def training_command(trial, options, python, resume):

@@ -85,10 +85,10 @@ def milestone_column(iteration):
     return "accuracy_at_%d" % iteration
 
 
-def trial_row(trial, options, target, at):
+def trial_row(trial, rows, options, target, at):
     """One sweep.csv row (a dict keyed by TRIAL_COLUMNS and the milestone columns ``at``) of a
-    trial: a trial folder or a record, its state read from its evaluations ('new' without)."""
-    rows = read_metrics(trial.directory)
+    trial (a trial folder or a record) whose metrics.csv has the ``rows`` of read_metrics, its
+    state read from those evaluations ('new' without)."""
     state = state_of_evaluations(rows, options) if rows else "new"
     row = {"variant": trial.variant.name, "seed": trial.seed, "state": state,
            "iterations": int(rows[-1]["iteration"]) if rows else 0,
@@ -186,26 +186,31 @@ def earlier_rows(report_dir):
     return [row for row in rows if row["state"] != "new"]
 
 
+# A trial of a report with the rows of its metrics.csv (sweep.read_metrics), read once a report.
+TrialMetrics = collections.namedtuple("TrialMetrics", "trial metrics")
+
+
 def study(trials, report_dir):
-    """What a report in report_dir shows, one entry per trial: a Trial (the given trial, read
-    from its folder where that has evaluations and from its record otherwise; a recorded trial
-    not given) or, for a trial in neither, the row the earlier sweep.csv gave it (its curve is
-    lost; rows of trials not started then are dropped). In the earlier sweep.csv's order, new
-    trials after."""
+    """What a report in report_dir shows, one entry per trial: a TrialMetrics (the given trial,
+    read from its folder where that has evaluations and from its record otherwise; a recorded
+    trial not given) or, for a trial in neither, the row the earlier sweep.csv gave it (its
+    curve is lost; rows of trials not started then are dropped). In the earlier sweep.csv's
+    order, new trials after."""
     sources = collections.OrderedDict(((row["variant"], row["seed"]), row)
                                       for row in earlier_rows(report_dir))
     given_with_evaluations = set()
     for trial in trials:
         key = (trial.variant.name, trial.seed)
-        if read_metrics(trial.directory):
+        metrics = read_metrics(trial.directory)
+        if metrics:
             given_with_evaluations.add(key)
-            sources[key] = trial
+            sources[key] = TrialMetrics(trial, metrics)
         else:
-            sources.setdefault(key, trial)
+            sources.setdefault(key, TrialMetrics(trial, metrics))
     for record in recorded_trials(report_dir):
         key = (record.variant.name, record.seed)
         if key not in given_with_evaluations:
-            sources[key] = record
+            sources[key] = TrialMetrics(record, read_metrics(record.directory))
     return list(sources.values())
 
 
@@ -227,14 +232,15 @@ def write_report(trials, options, report_dir, target):
     """Writes sweep.csv, sweep.md and sweep.png into report_dir, for the given trials and
     every trial reported there before (see ``study``), and the given trials' records; returns
     the trial rows."""
-    for trial in trials:
-        if read_metrics(trial.directory):
-            save_record(trial, report_dir)
     entries = study(trials, report_dir)
+    runs = [e for e in entries if isinstance(e, TrialMetrics)]
+    carried = [e for e in entries if not isinstance(e, TrialMetrics)]
+    for run in runs:
+        if run.metrics:
+            save_record(run.trial, report_dir)  # a no-op for a record itself
     at = milestones(options.max_iterations)
-    rows = [trial_row(e, options, target, at) if isinstance(e, Trial) else e for e in entries]
-    trials = [e for e in entries if isinstance(e, Trial)]
-    carried = [e for e in entries if not isinstance(e, Trial)]
+    rows = [trial_row(e.trial, e.metrics, options, target, at)
+            if isinstance(e, TrialMetrics) else e for e in entries]
     with open(os.path.join(report_dir, "sweep.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, TRIAL_COLUMNS + tuple(milestone_column(i) for i in at),
                                 extrasaction="ignore")
@@ -242,9 +248,8 @@ def write_report(trials, options, report_dir, target):
         writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
     with open(os.path.join(report_dir, "sweep.md"), "w") as f:
         f.write(markdown_report(rows, options, target, at, carried))
-    plot_curves(trials, os.path.join(report_dir, "sweep.png"), target, options.max_iterations,
-                rows)
-    plot_count_curves(count_panels(trials, rows, options.max_iterations),
+    plot_curves(runs, os.path.join(report_dir, "sweep.png"), target, options.max_iterations, rows)
+    plot_count_curves(count_panels(runs, rows, options.max_iterations),
                       os.path.join(report_dir, COUNT_FIGURE), target, options.max_iterations)
     return rows
 
@@ -321,16 +326,17 @@ def _accuracy_axis(axis, title, target, max_iterations, iteration_ticks):
     axis.grid(alpha=0.3)
 
 
-def plot_curves(trials, path, target, max_iterations, rows):
-    """Held-out accuracy against iteration: one panel per variant, one line per seed, every
-    panel from 0 to ``max_iterations`` so that the panels compare at a glance; then a panel of
-    each trial's first iteration at the target (sweep.csv ``rows``), one line per variant."""
+def plot_curves(runs, path, target, max_iterations, rows):
+    """Held-out accuracy against iteration of the TrialMetrics ``runs``: one panel per variant,
+    one line per seed, every panel from 0 to ``max_iterations`` so that the panels compare at a
+    glance; then a panel of each trial's first iteration at the target (sweep.csv ``rows``), one
+    line per variant."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
     variants = list(collections.OrderedDict((r["variant"], None) for r in rows))
-    recorded = {(t.variant.name, t.seed) for t in trials}
+    recorded = {(run.trial.variant.name, run.trial.seed) for run in runs}
     panels = len(variants) + 1
     columns = min(3, panels)
     grid_rows = int(math.ceil(panels / float(columns)))
@@ -339,12 +345,9 @@ def plot_curves(trials, path, target, max_iterations, rows):
     iteration_ticks = FuncFormatter(lambda value, _: _iterations(int(value)))
     for index, name in enumerate(variants):
         axis = axes[index // columns][index % columns]
-        for trial in (t for t in trials if t.variant.name == name):
-            metrics = read_metrics(trial.directory)
-            if metrics:
-                axis.plot([r["iteration"] for r in metrics],
-                          [r["heldout_accuracy"] for r in metrics],
-                          label="seed %d" % trial.seed, linewidth=1)
+        for trial, metrics in (r for r in runs if r.trial.variant.name == name and r.metrics):
+            axis.plot([r["iteration"] for r in metrics], [r["heldout_accuracy"] for r in metrics],
+                      label="seed %d" % trial.seed, linewidth=1)
         # Rows without a record: only the milestones' and the last accuracy are known.
         for row in (r for r in rows if r["variant"] == name
                     and (r["variant"], r["seed"]) not in recorded):
@@ -368,27 +371,25 @@ def plot_curves(trials, path, target, max_iterations, rows):
     plt.close(figure)
 
 
-def count_panels(trials, rows, max_iterations):
-    """What sweep_by_count.png shows, per variant (in the order of the sweep.csv ``rows``) that
-    has trials with evaluations (carried rows have no per-count curves): a panel each for the
-    one-digit and the two-digit images, as a dict with its title, one line (label, iterations,
-    accuracies) per seed, and the z_pres prior's log-odds of the variant's schedule (of its
-    first trial's saved config) as (iterations, log-odds)."""
+def count_panels(runs, rows, max_iterations):
+    """What sweep_by_count.png shows of the TrialMetrics ``runs``, per variant (in the order of
+    the sweep.csv ``rows``) that has trials with evaluations (carried rows have no per-count
+    curves): a panel each for the one-digit and the two-digit images, as a dict with its title,
+    one line (label, iterations, accuracies) per seed, and the z_pres prior's log-odds of the
+    variant's schedule (of its first trial's saved config) as (iterations, log-odds)."""
     by_variant = collections.OrderedDict((r["variant"], []) for r in rows)
-    for trial in trials:
-        metrics = read_metrics(trial.directory)
-        if metrics:
-            by_variant.setdefault(trial.variant.name, []).append((trial, metrics))
+    for run in (r for r in runs if r.metrics):
+        by_variant.setdefault(run.trial.variant.name, []).append(run)
     panels = []
     iterations = [int(i) for i in np.linspace(0, max_iterations, 181)]
-    for name, runs in ((n, r) for n, r in by_variant.items() if r):
-        schedule = trained_config(runs[0][0])
+    for name, variant_runs in ((n, r) for n, r in by_variant.items() if r):
+        schedule = trained_config(variant_runs[0].trial)
         prior = (iterations, [schedule.z_pres_prior_log_odds_at(i) for i in iterations])
         for count, words in ((1, "one-digit"), (2, "two-digit")):
             key = "heldout_accuracy_%d" % count
             panels.append({"title": "%s: %s images" % (name, words), "prior": prior, "lines": [
                 ("seed %d" % trial.seed, [r["iteration"] for r in metrics],
-                 [r.get(key, math.nan) for r in metrics]) for trial, metrics in runs]})
+                 [r.get(key, math.nan) for r in metrics]) for trial, metrics in variant_runs]})
     return panels
 
 

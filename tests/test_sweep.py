@@ -330,7 +330,8 @@ def test_trial_rows_give_the_z_pres_prior_where_each_trial_first_reached_the_tar
     saved = _fake_trial(tmp_path, "default", 3, [0.99, 0.99, 0.99])
     AIRConfig(z_pres_prior_odds_decay_steps=500).save(
         os.path.join(saved.directory, "model", "config.json"))
-    rows = [trial_row(t, options, 0.98, [5000]) for t in (faster, default, never, saved)]
+    rows = [trial_row(t, sweep.read_metrics(t.directory), options, 0.98, [5000])
+            for t in (faster, default, never, saved)]
     # Odds 1e4 falling tenfold every 2,000 (plus the original's 1e-9) or 3,000 iterations.
     assert rows[0]["prior_log_odds_at_target"] == round(math.log(1e2 + 1e-9), 1) == 4.6
     assert rows[1]["prior_log_odds_at_target"] == round(math.log(1e3), 1) == 6.9
@@ -363,7 +364,7 @@ def test_first_iteration_panel_plots_converged_dots_unconverged_crosses_and_medi
 
 
 def test_count_panels_show_each_trials_one_and_two_digit_accuracy_beside_its_prior(tmp_path):
-    from air.sweep_report import count_panels, plot_count_curves
+    from air.sweep_report import TrialMetrics, count_panels, plot_count_curves
     first = _fake_trial(tmp_path, "original", 2, [0.1, 0.5])
     second = _fake_trial(tmp_path, "original", 1, [0.2, 0.6])
     for trial, per_count in ((first, [(0.3, 0.9), (0.6, 0.95)]), (second, [(0.4, 0.8), (0.7, 1)])):
@@ -378,7 +379,8 @@ def test_count_panels_show_each_trials_one_and_two_digit_accuracy_beside_its_pri
     not_started = _fake_trial(tmp_path, "default", 1, [], checkpoint=False)
     # Rows as sweep.csv orders them: default first, but it has no evaluations, so no panel.
     rows = [{"variant": "default"}, {"variant": "original"}]
-    panels = count_panels([not_started, first, second], rows, 9000)
+    panels = count_panels([TrialMetrics(t, sweep.read_metrics(t.directory))
+                           for t in (not_started, first, second)], rows, 9000)
     assert [p["title"] for p in panels] == ["original: one-digit images",
                                             "original: two-digit images"]
     assert panels[0]["lines"] == [("seed 2", [1000, 2000], [0.3, 0.6]),

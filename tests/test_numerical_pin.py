@@ -25,8 +25,13 @@ PINNED = {
           [2.026373863220215, 3898.667236328125, 8457.3740234375, 2.026373863220215,
            1922.37939453125, 3911.969482421875, 2.026373863220215, 9415.16015625]),
 }
-# A few float32 ulps: a changed graph moves these numbers by whole nats.
-RELATIVE_TOLERANCE = 1e-6
+# A changed graph moves these numbers by whole nats. The CPU's vector instructions choose the
+# order of float sums in TensorFlow's kernels: pinned on AMD EPYC (AVX2), an Intel Xeon with
+# AVX-512 gave the same loss to the last digit, the test-mode ELBO within 6e-7 and the gradient
+# norm within 7e-5 (relative, both stacks). So the loss and ELBO are held to 1e-5 (0.02 nats at
+# these values) and the norm, a sum of squares over every gradient, to 1e-3.
+RELATIVE_TOLERANCE = 1e-5
+GRADIENT_NORM_TOLERANCE = 1e-3
 
 
 def pinned_batch():
@@ -67,7 +72,7 @@ def test_training_loss_gradient_norm_and_test_mode_are_unchanged():
     expected_loss, expected_norm, expected_test = PINNED[tf.__version__.split(".")[0]]
     loss, norm, test_negative_elbo = pinned_values()
     assert loss == pytest.approx(expected_loss, rel=RELATIVE_TOLERANCE)
-    assert norm == pytest.approx(expected_norm, rel=RELATIVE_TOLERANCE)
+    assert norm == pytest.approx(expected_norm, rel=GRADIENT_NORM_TOLERANCE)
     np.testing.assert_allclose(test_negative_elbo, expected_test, rtol=RELATIVE_TOLERANCE)
 
 

@@ -51,6 +51,7 @@ ORIGINAL_CHOICES = {
     "likelihood_epsilon_placement": "inside_log",
     "likelihood_epsilon": 1e-9,
     "z_pres_prior_odds_epsilon": 1e-9,
+    "scale_prior_mean": -1.0,
 }
 
 # What a config.json written before a field existed meant: the graph of that time. A missing
@@ -67,6 +68,7 @@ LEGACY_VALUES = {
     "likelihood_epsilon_placement": "clip",
     "likelihood_epsilon": 1e-6,
     "z_pres_prior_odds_epsilon": 0.0,
+    "scale_prior_mean": -1.0,
 }
 
 
@@ -138,7 +140,9 @@ class AIRConfig:
         "the pixel centres of [-1, 1], zero padding faded over one pixel) or 'align_corners' "
         "(the original's: n points from -1 to 1 inclusive on pixels 0 to n - 1.001, zero off "
         "the image with no fade)")
-    scale_prior_mean: float = _field(-1.0, "prior mean of the scale latent (see scale_transform)")
+    scale_prior_mean: float = _field(
+        -0.4, "prior mean of the scale latent (see scale_transform): -0.4 is a 20-pixel window "
+        "on the 50-pixel canvas, about a digit's height; the original's -1.0 is 13.4 pixels")
     scale_prior_variance: float = _field(0.05, "prior variance of the scale latent", positive=True)
     shift_prior_mean: float = _field(
         0.0, "prior mean of the window centre, in canvas coordinates from -1 to 1")

@@ -210,9 +210,10 @@ def test_loss_terms_match_their_formulas(forced_runs, forced_images):
 
     kl_z_pres = ATTEMPTED * bernoulli_kl_np(steps["z_pres_log_odds"], prior)
     np.testing.assert_allclose(steps["kl_z_pres"], kl_z_pres, rtol=1e-4, atol=1e-5)
-    # z_where = (scale logit, shift x, shift y) ~ N((-1, 0, 0), diag(0.05, 1, 1)) a priori.
+    # z_where = (scale logit, shift x, shift y) ~ N((m, 0, 0), diag(0.05, 1, 1)) a priori.
     kl_z_where = gaussian_kl_np(steps["z_where_mean"], steps["z_where_std"],
-                                np.array([-1.0, 0.0, 0.0]), np.array([0.05, 1.0, 1.0]))
+                                np.array([TINY.scale_prior_mean, 0.0, 0.0]),
+                                np.array([0.05, 1.0, 1.0]))
     np.testing.assert_allclose(steps["kl_z_where"], LIVE * kl_z_where.sum(axis=2), rtol=1e-4,
                                atol=1e-4)
     kl_z_what = gaussian_kl_np(steps["z_what_mean"], steps["z_what_std"], 0.0, 1.0)

@@ -58,16 +58,20 @@ def blob_images(rng, batch, size):
 
 # --- The z_pres prior schedule -------------------------------------------------------------
 
-def test_z_pres_prior_schedule():
-    steps = np.array([0, 1, 1500, 3000, 6000, 30000, 38990, 39010, 60000, 100000])
+@pytest.mark.parametrize("decay_steps", [3000, 2000])
+def test_z_pres_prior_schedule(decay_steps):
+    # 13 decades of odds at decay_steps iterations each: the floor arrives at 13 * decay_steps.
+    floor_at = 13 * decay_steps
+    steps = np.array([0, 1, decay_steps // 2, decay_steps, 2 * decay_steps, 10 * decay_steps,
+                      floor_at - 10, floor_at + 10, 60000, 100000])
+    config = AIRConfig(z_pres_prior_odds_decay_steps=decay_steps)
     with tf.Graph().as_default(), tf.Session() as session:
-        values = session.run(z_pres_prior_log_odds(AIRConfig(), tf.constant(steps, tf.int64)))
-    # Odds 1e4 multiplied by 0.1 every 3000 iterations, smoothly, floored at odds 1e-9.
-    expected = np.maximum(LOG_ODDS_START - np.log(10.0) * steps / 3000.0, LOG_ODDS_FLOOR)
+        values = session.run(z_pres_prior_log_odds(config, tf.constant(steps, tf.int64)))
+    # Odds 1e4 multiplied by 0.1 every decay_steps iterations, smoothly, floored at odds 1e-9.
+    expected = np.maximum(LOG_ODDS_START - np.log(10.0) * steps / decay_steps, LOG_ODDS_FLOOR)
     np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-4)
     assert values[0] == pytest.approx(9.2103, abs=1e-4)
     assert values[3] == pytest.approx(np.log(1e3), abs=1e-4)
-    # 13 decades of odds at 3000 iterations each: the floor arrives at iteration 39000.
     assert values[6] > LOG_ODDS_FLOOR + 1e-3
     assert values[7] == pytest.approx(LOG_ODDS_FLOOR, abs=1e-5)
     assert values[-1] == pytest.approx(-20.7233, abs=1e-4)
@@ -145,7 +149,7 @@ def run_forced(training, images, forced, global_step=0, seed=1):
             return session.run(fetches)
 
 
-FORCED_STEP = 4500  # prior log-odds 9.21 - 1.5 ln(10) = 5.76
+FORCED_STEP = 4500  # prior log-odds 9.21 - 2.25 ln(10) = 4.03 (a decade every 2000 steps)
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +209,7 @@ def test_loss_terms_match_their_formulas(forced_runs, forced_images):
     out = forced_runs[False]
     images = forced_images
     steps = out["steps"]
-    prior = LOG_ODDS_START - np.log(10.0) * FORCED_STEP / 3000.0
+    prior = LOG_ODDS_START - np.log(10.0) * FORCED_STEP / TINY.z_pres_prior_odds_decay_steps
     assert out["prior"] == pytest.approx(prior, abs=1e-4)
 
     kl_z_pres = ATTEMPTED * bernoulli_kl_np(steps["z_pres_log_odds"], prior)

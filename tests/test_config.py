@@ -35,6 +35,8 @@ def test_defaults_are_the_published_configuration():
     for name, value in PUBLISHED.items():
         assert getattr(original, name) == value, name
     assert config.scale_prior_mean != PUBLISHED["scale_prior_mean"]
+    assert (config.z_pres_prior_odds_decay_steps
+            != PUBLISHED["z_pres_prior_odds_decay_steps"])
     start, floor = config.z_pres_prior_log_odds_range
     assert start == pytest.approx(9.2103, abs=1e-4)
     assert floor == pytest.approx(-20.7233, abs=1e-4)
@@ -60,7 +62,7 @@ DECLARED = [
     ("scale_prior_mean", float, -0.4), ("scale_prior_variance", float, 0.05),
     ("shift_prior_mean", float, 0.0), ("shift_prior_variance", float, 1.0),
     ("z_pres_hidden_units", int, 64), ("z_pres_prior_odds_initial", float, 1e4),
-    ("z_pres_prior_odds_decay", float, 0.1), ("z_pres_prior_odds_decay_steps", int, 3000),
+    ("z_pres_prior_odds_decay", float, 0.1), ("z_pres_prior_odds_decay_steps", int, 2000),
     ("z_pres_prior_odds_floor", float, 1e-9), ("z_pres_prior_odds_epsilon", float, 0.0),
     ("concrete_temperature", float, 1.0), ("stopping_threshold", float, 0.99),
     ("likelihood_epsilon_placement", str, "clip"), ("likelihood_epsilon", float, 1e-6),

@@ -333,13 +333,14 @@ def test_trial_rows_give_the_z_pres_prior_where_each_trial_first_reached_the_tar
                                  extra_args=[])
     faster = _fake_trial(tmp_path, "original:z_pres_prior_odds_decay_steps=2000", 1,
                          [0.5, 0.9, 0.97, 0.99, 0.99, 0.99])
-    default = _fake_trial(tmp_path, "default", 1, [0.5, 0.9, 0.99, 0.99, 0.99])
+    slower = _fake_trial(tmp_path, "default:z_pres_prior_odds_decay_steps=3000", 1,
+                         [0.5, 0.9, 0.99, 0.99, 0.99])
     never = _fake_trial(tmp_path, "default", 2, [0.5] * 4)
     saved = _fake_trial(tmp_path, "default", 3, [0.99, 0.99, 0.99])
     AIRConfig(z_pres_prior_odds_decay_steps=500).save(
         os.path.join(saved.directory, "model", "config.json"))
     rows = [trial_row(t, sweep.read_metrics(t.directory), options, 0.98, [5000])
-            for t in (faster, default, never, saved)]
+            for t in (faster, slower, never, saved)]
     # Odds 1e4 falling tenfold every 2,000 (plus the original's 1e-9) or 3,000 iterations.
     assert rows[0]["prior_log_odds_at_target"] == round(math.log(1e2 + 1e-9), 1) == 4.6
     assert rows[1]["prior_log_odds_at_target"] == round(math.log(1e3), 1) == 6.9

@@ -1,4 +1,5 @@
-"""air/config.py: defaults are the published configuration, JSON round trip, clear errors."""
+"""air/config.py: defaults are the published configuration but for two study-chosen fields,
+JSON round trip, clear errors."""
 import dataclasses
 import json
 import math
@@ -26,7 +27,8 @@ PUBLISHED = {
 
 def test_defaults_are_the_published_configuration():
     # The default departs from it only in fields --preset original restores (the study chose
-    # the window-scale prior's mean, README); the preset is the published configuration.
+    # the window-scale prior's mean and the z_pres annealing, README); the preset is the
+    # published configuration.
     config = AIRConfig()
     for name, value in PUBLISHED.items():
         if name not in ORIGINAL_CHOICES:

@@ -3,8 +3,9 @@
 The defaults are the published training configuration of continuous-relaxation AIR on
 50x50 multi-MNIST, but for two fields the convergence study chose on 10 seeds (README): the
 window-scale prior's mean and the speed of the z_pres prior's annealing (``--preset original``
-restores the published values, with the original code's graph). A config is saved as ``config.json`` beside every checkpoint and read
-back by evaluation, the demo and the embeddings, so these numbers live only here.
+restores the published values, with the original code's graph). A config is saved as
+``config.json`` beside every checkpoint and read back by evaluation, the demo and the
+embeddings, so these numbers live only here.
 """
 import argparse
 import dataclasses

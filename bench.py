@@ -1,6 +1,6 @@
 """Benchmarks of the project: prints a table and writes bench.json (`make bench`).
 
-The benchmarks are registered in air/benchmarks.py (``@benchmark(name, description)``). Results
+The benchmarks are registered in air/experiments/benchmarks.py (``@benchmark(name, description)``). Results
 are merged into the JSON file (``--output``): a run with ``--only NAME`` replaces that
 benchmark's entry and keeps the others.
 
@@ -16,7 +16,8 @@ import os
 import sys
 import time
 
-from air import benchmarks, cli
+from air import cli
+from air.experiments import benchmarks
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="bench.py", description=__doc__.split("\n\n")[0],

@@ -16,7 +16,8 @@ import argparse
 import os
 import sys
 
-from air import cli, metrics_log
+from air import cli
+from air.training import metrics_log
 
 SAMPLES_DATA = os.path.join("multi_mnist_data", "test.tfrecords")
 MAX_SAMPLES = 100  # rows of samples.png; more would make a figure too tall to look at
@@ -80,7 +81,9 @@ def samples_data_path(results_dir, explicit):
 def draw_samples(results_dir, data_arg, count, path, dpi):
     """Writes samples.png from the run's newest checkpoint; returns a message if skipped."""
     tf = cli.import_tensorflow()
-    from air import checkpoints, inference, plots
+    from air.evaluation import model_folder
+    from air.training import checkpoints
+    from air.visualisation import plots
     from air.data import records
 
     model_dir = os.path.join(results_dir, "model")
@@ -110,7 +113,7 @@ def draw_samples(results_dir, data_arg, count, path, dpi):
         return "samples skipped: " + message
     chosen = plots.pick_samples(data.digits, count)
     images = data.images[chosen]
-    with inference.LoadedModel(os.path.dirname(checkpoint), checkpoint) as model:
+    with model_folder.LoadedModel(os.path.dirname(checkpoint), checkpoint) as model:
         inferred = model.predict(images)
     step = checkpoints.checkpoint_step(checkpoint)
     title = "%s, %s" % (os.path.basename(os.path.normpath(os.path.abspath(results_dir))),
@@ -123,7 +126,7 @@ def draw_samples(results_dir, data_arg, count, path, dpi):
 
 def charts(results_dirs, output_dir=None, data=None, samples=8, dpi=100):
     """Draws the charts of the runs into output_dir; returns the paths written."""
-    from air import plots
+    from air.visualisation import plots
     runs = load_runs(results_dirs)
     if not any(len(metrics["iteration"]) for _, metrics in runs):
         raise cli.UserError("no metrics rows yet in %s: wait for the first held-out evaluation "

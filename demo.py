@@ -14,7 +14,7 @@ import signal
 import sys
 
 from air import cli
-from air.rendering import DEFAULT_ZOOM
+from air.visualisation.rendering import DEFAULT_ZOOM
 
 DEFAULT_PERIOD_MS = 50
 MAX_THREADS = 1024
@@ -80,8 +80,8 @@ def run(args):
         raise cli.UserError("--exit-after-screenshot needs --screenshot PATH")
     if args.screenshot and os.path.isdir(args.screenshot):
         raise cli.UserError("--screenshot %s is a folder: give a file name" % args.screenshot)
-    from air.checkpoints import find_checkpoint, read_config
-    from air.rendering import load_picture
+    from air.training.checkpoints import find_checkpoint, read_config
+    from air.visualisation.rendering import load_picture
     config = read_config(args.model_dir)  # Fails fast, before TensorFlow loads.
     height, width = config.canvas_height, config.canvas_width
     initial = None
@@ -89,8 +89,8 @@ def run(args):
         initial = load_picture(args.image, height, width)
 
     cli.import_tensorflow()
-    from air import inference
-    from air.demo_window import DemoApp
+    from air.evaluation import model_folder
+    from air.visualisation.demo_window import DemoApp
     find_checkpoint(args.model_dir)
     if args.sample is not None:
         initial = load_sample(args.data, args.sample, height, width)
@@ -107,7 +107,7 @@ def run(args):
     except tk.TclError as error:
         raise cli.UserError("cannot open display %s: %s" % (display, error))
     try:
-        model = inference.LoadedModel(args.model_dir, threads=args.threads)
+        model = model_folder.LoadedModel(args.model_dir, threads=args.threads)
         # The first run of a graph also optimises it (about a second): do it before the
         # window opens, so the first refresh shows the steady-state inference time.
         model.predict(np.zeros(model.canvas_shape, np.float32))

@@ -20,7 +20,8 @@ import argparse
 import os
 import sys
 
-from air import cli, projector
+from air import cli
+from air.visualisation import projector
 
 
 def build_parser():
@@ -48,7 +49,7 @@ def build_parser():
 def run(args):
     if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
         raise cli.UserError("--output-dir %s is a file, not a folder" % args.output_dir)
-    from air.checkpoints import read_config
+    from air.training.checkpoints import read_config
     read_config(args.model_dir)  # Fails fast, before TensorFlow loads.
     if not os.path.isfile(args.data):
         raise cli.UserError("record file %s not found (run `make data`, or give --data)"
@@ -56,7 +57,7 @@ def run(args):
 
     import numpy as np
     cli.import_tensorflow()
-    from air import inference
+    from air.evaluation import model_folder
     from air.data import records
 
     try:
@@ -67,7 +68,7 @@ def run(args):
                                                                    len(data.images))
     if count == 0:
         raise cli.UserError("%s holds no images" % args.data)
-    model = inference.LoadedModel(args.model_dir)
+    model = model_folder.LoadedModel(args.model_dir)
     config = model.config
     if data.images.shape[1:] != model.canvas_shape:
         raise cli.UserError("%s holds %dx%d images but the model expects %dx%d" % (

@@ -9,8 +9,8 @@ config.json beside it), a training results folder, or one checkpoint prefix such
 ``air_results/model/model.ckpt-20000``. Counts and boxes come from test mode (z_pres rounded,
 posterior means); the ELBO (from --samples samples per image) and, with --importance-samples,
 the importance-weighted bound on log p(x) are those of the sampled discrete model at the final
-z_pres prior (air/likelihood.py), each with its standard error over images. Prints a short
-table; --json also writes the report with the keys of ``air.evaluation.REPORT_KEYS``.
+z_pres prior (air/evaluation/likelihood.py), each with its standard error over images. Prints a short
+table; --json also writes the report with the keys of ``air.evaluation.heldout.REPORT_KEYS``.
 """
 import argparse
 import os
@@ -88,8 +88,8 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
 
     tf = cli.import_tensorflow()
     from air.data import records
-    from air.checkpoints import checkpoint_step, find_checkpoint, load_config, restore_variables
-    from air.evaluation import HeldOutEvaluator
+    from air.training.checkpoints import checkpoint_step, find_checkpoint, load_config, restore_variables
+    from air.evaluation.heldout import HeldOutEvaluator
 
     checkpoint, config_path = find_checkpoint(model_dir)
     config = load_config(config_path)
@@ -129,11 +129,11 @@ def run(args):
         raise cli.UserError("cannot write %s: it is a folder (give a file name)" % args.json)
     report, checkpoint, step = evaluate(args.model_dir, args.data, args.batch_size,
                                         args.samples, args.importance_samples, args.seed)
-    from air import evaluation
-    print(evaluation.format_report(report, checkpoint, step, args.data), flush=True)
+    from air.evaluation import heldout
+    print(heldout.format_report(report, checkpoint, step, args.data), flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            f.write(evaluation.report_json(report))
+            f.write(heldout.report_json(report))
         print("wrote %s" % args.json)
     return 0
 

@@ -30,7 +30,7 @@ def run(args):
         raise cli.UserError("--checkpoint %s: no such checkpoint (expected %s.index)"
                             % (args.checkpoint, args.checkpoint))
     cli.import_tensorflow()
-    from air.inference import export_weights
+    from air.evaluation.model_folder import export_weights
     exported = export_weights(os.path.join(args.results_dir, "model"), args.output,
                               args.checkpoint)
     size = sum(os.path.getsize(os.path.join(args.output, f)) for f in os.listdir(args.output))

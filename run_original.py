@@ -12,13 +12,14 @@ TensorBoard summaries, parameters every 10,000 iterations), original.log (its pr
 metrics.csv (its test-set accuracies under training.py's column names, so
 `charts.py --results-dir RESULTS --compare OUR_RUN` draws both) and summary.md (a table every
 --table-every iterations). What is changed around the original's graph, and why, is listed in
-air/original_bootstrap.py; the graph itself is untouched unless --mask-transformer-residues.
+air/experiments/original_bootstrap.py; the graph itself is untouched unless --mask-transformer-residues.
 """
 import argparse
 import os
 import sys
 
-from air import cli, original_code
+from air import cli
+from air.experiments import original_code
 
 
 def build_parser():

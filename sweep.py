@@ -22,8 +22,9 @@ import sys
 import threading
 import time
 
-from air import cli, sweep
-from air.sweep_report import ended_in_report, write_report
+from air import cli
+from air.experiments import sweep
+from air.experiments.sweep_report import ended_in_report, write_report
 
 
 def build_parser():

@@ -13,7 +13,7 @@ import sys
 
 from air import cli
 from air import config as air_config
-from air.run_folder import TrainingError
+from air.training.run_folder import TrainingError
 
 MAX_THREADS = 1024
 
@@ -62,12 +62,12 @@ def build_parser():
 
 
 def run(args):
-    """Checks the options, then trains (air/train_loop.py); TrainingError for problems the user
+    """Checks the options, then trains (air/training/train_loop.py); TrainingError for problems the user
     can fix. Model flags AIRConfig refuses are named before anything is written."""
     if os.path.exists(args.results_dir) and not os.path.isdir(args.results_dir):
         raise TrainingError("--results-dir %s is a file, not a folder" % args.results_dir)
     air_config.overrides_from_args(args)
-    from air import train_loop  # Imports TensorFlow: after the checks above.
+    from air.training import train_loop  # Imports TensorFlow: after the checks above.
     train_loop.train(args)
     return 0
 

@@ -59,7 +59,7 @@ def fixed_images(height, width, seed=0):
 def build(config):
     """Test-mode model on an image placeholder; returns (placeholder, {name: output tensor})."""
     import tensorflow.compat.v1 as tf
-    from air.air_model import AIRModel
+    from air.model.air_model import AIRModel
     images = tf.placeholder(tf.float32, [None, config.canvas_height, config.canvas_width])
     global_step = tf.train.get_or_create_global_step()  # saved: it sets the z_pres prior
     model = AIRModel(images, config, training=False, global_step=global_step)
@@ -92,7 +92,7 @@ def save(directory, model_dir=None, seed=0):
     import numpy as np
     import tensorflow.compat.v1 as tf
     from air.config import AIRConfig, CONFIG_FILENAME
-    from air import checkpoints
+    from air.training import checkpoints
 
     if model_dir is not None:
         try:

@@ -1,4 +1,4 @@
-"""air/air_model.py: prior schedule, stopping and masking, loss terms against their formulas,
+"""air/model/air_model.py: prior schedule, stopping and masking, loss terms against their formulas,
 finite values and gradients in a normal session at the extremes, a random stress test, and a
 short run of training.py whose checkpoint restores to the same outputs.
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from air import transformer
-from air.air_model import AIRModel, z_pres_prior_log_odds
+from air.model import transformer
+from air.model.air_model import AIRModel, z_pres_prior_log_odds
 from air.config import AIRConfig
 
 CANVAS_EPSILON = AIRConfig().likelihood_epsilon
@@ -468,7 +468,8 @@ def test_short_training_reduces_the_loss_and_its_checkpoint_restores(small_data_
                                                                      capsys):
     import checkpoint_roundtrip
     import training
-    from air import checkpoints, evaluation
+    from air.evaluation import heldout
+    from air.training import checkpoints
 
     results = str(tmp_path / "run")
     assert training.main(["--data-dir", small_data_dir, "--results-dir", results] + SHORT_RUN) == 0
@@ -488,7 +489,7 @@ def test_short_training_reduces_the_loss_and_its_checkpoint_restores(small_data_
     assert checkpoints.checkpoint_step(checkpoint) == 200
     with tf.Graph().as_default():
         global_step = tf.train.get_or_create_global_step()
-        evaluator = evaluation.HeldOutEvaluator(
+        evaluator = heldout.HeldOutEvaluator(
             config, os.path.join(small_data_dir, "test.tfrecords"), 500, global_step)
         with tf.Session() as session:
             checkpoints.restore_variables(session, checkpoint)

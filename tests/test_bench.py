@@ -7,7 +7,7 @@ import os
 import pytest
 
 import bench
-from air import benchmarks
+from air.experiments import benchmarks
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""charts.py and air/plots.py: PNGs from a real training run, metrics parsing, drawing."""
+"""charts.py and air/visualisation/plots.py: PNGs from a real training run, metrics parsing, drawing."""
 import os
 import shutil
 
@@ -7,7 +7,8 @@ import pytest
 from matplotlib.colors import to_rgb
 
 import charts
-from air import metrics_log, plots
+from air.training import metrics_log
+from air.visualisation import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,4 @@
-"""Tests of demo.py and air/inference.py: pictures and drawing maths, model loading errors, and
+"""Tests of demo.py and air/evaluation/model_folder.py: pictures and drawing maths, model loading errors, and
 the real Tk window of the shipped model under Xvfb, driven by xdotool: two digits drawn, the
 count and the step-coloured boxes read off a real screen grab, one digit erased again."""
 import os
@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 import demo
-from air import benchmarks, inference, rendering
-from air.checkpoints import CheckpointError, find_checkpoint, read_config
+from air.evaluation import model_folder
+from air.experiments import benchmarks
+from air.visualisation import rendering
+from air.training.checkpoints import CheckpointError, find_checkpoint, read_config
 from conftest import REPO, require
 
 SHIPPED_MODEL = os.path.join(REPO, "model")
@@ -130,12 +132,12 @@ def test_render_screen_shows_every_panel():
 
 
 # ----------------------------------------------------------------------------------------------
-# Model folders (air/inference.py).
+# Model folders (air/evaluation/model_folder.py).
 
 def test_loaded_model_predicts_every_output(small_results_dir, small_data_dir):
     from air.data import records
     images = records.read_records(os.path.join(small_data_dir, "test.tfrecords")).images[:4]
-    with inference.LoadedModel(os.path.join(small_results_dir, "model")) as model:
+    with model_folder.LoadedModel(os.path.join(small_results_dir, "model")) as model:
         config = model.config
         assert model.step == 30
         batch = model.predict(images)
@@ -176,7 +178,7 @@ def test_model_dir_errors_are_clear(tmp_path, small_results_dir):
     config = AIRConfig.load(str(other / "config.json"))
     config.replace(rnn_units=32).save(str(other / "config.json"))
     with pytest.raises(CheckpointError, match="does not match its config.json"):
-        inference.LoadedModel(str(other))
+        model_folder.LoadedModel(str(other))
 
 
 def test_help_exits_cleanly(capsys):
@@ -212,7 +214,7 @@ def test_demo_errors_are_one_line(tmp_path, monkeypatch, capsys, small_results_d
 
 def test_demo_latency_is_measured(small_results_dir, tmp_path):
     images = np.random.RandomState(0).rand(3, 50, 50).astype(np.float32)
-    with inference.LoadedModel(os.path.join(small_results_dir, "model")) as model:
+    with model_folder.LoadedModel(os.path.join(small_results_dir, "model")) as model:
         median, p90 = benchmarks.demo_latency(model, images, repeats=5, warmup=2)
     assert 0.0 < median <= p90
     # bench.py's entry: without a model folder it measures an untrained default model.
@@ -230,8 +232,8 @@ def test_untrained_model_folder_loads(tmp_path):
     from air.config import AIRConfig
     config = AIRConfig().replace(rnn_units=16, vae_latent=4, vae_recognition_units=[8],
                                  vae_generative_units=[8])
-    inference.save_untrained_model(str(tmp_path / "model"), config)
-    with inference.LoadedModel(str(tmp_path / "model")) as model:
+    model_folder.save_untrained_model(str(tmp_path / "model"), config)
+    with model_folder.LoadedModel(str(tmp_path / "model")) as model:
         assert model.config == config and model.step is None
         result = model.predict(np.zeros([2, 50, 50], np.float32))
     assert result["z_what_mean"].shape == (2, config.max_steps, 4)

@@ -1,4 +1,4 @@
-"""air/distributions.py against closed forms, numerical integration and Monte Carlo.
+"""air/model/distributions.py against closed forms, numerical integration and Monte Carlo.
 
 References are written independently of the code under test: the binary Concrete logit x
 is (log_odds + L) / temperature with L standard Logistic, so its density is
@@ -9,7 +9,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 from scipy import integrate, stats
 
-from air import distributions as dist
+from air.model import distributions as dist
 from conftest import evaluate_in_graph as evaluate
 
 

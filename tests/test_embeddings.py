@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import embeddings
-from air import projector
+from air.visualisation import projector
 from air.data import records
 from conftest import require
 
@@ -203,7 +203,7 @@ def test_rows_metadata_and_sprite_agree(projector_run):
     assert all(0 <= r[0] <= 9 for r in rows)
 
     # The stored points and tiles are the model's z_what means and windows, in that order.
-    from air.inference import LoadedModel
+    from air.evaluation.model_folder import LoadedModel
     images = records.read_records(data).images[:60]
     with LoadedModel(model_dir) as model:
         result = model.predict(images)

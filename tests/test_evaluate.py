@@ -1,4 +1,4 @@
-"""evaluate.py and the box metrics of air/evaluation.py.
+"""evaluate.py and the box metrics of air/evaluation/heldout.py.
 
 The end-to-end check uses a hand-made checkpoint: every output layer's kernel is zero, so
 the biases alone fix what the model infers for any image (two live steps, both at one known
@@ -21,7 +21,7 @@ import tensorflow.compat.v1 as tf
 
 import evaluate
 from air import cli
-from air import evaluation
+from air.evaluation import heldout
 from air.data import records
 from air.config import AIRConfig, CONFIG_FILENAME
 
@@ -114,7 +114,7 @@ def continuous_kl(config):
 
 def make_model_dir(folder, config, step=STEP):
     """Saves a checkpoint whose output layers are fixed by the biases above, + config.json."""
-    from air.air_model import AIRModel
+    from air.model.air_model import AIRModel
     tf.disable_v2_behavior()
     os.makedirs(folder, exist_ok=True)
     with tf.Graph().as_default():
@@ -196,12 +196,12 @@ def test_box_iou_of_known_overlaps():
         ((30, 30, 4, 4), 0.0),              # far away
         ((0, 0, 0, 10), 0.0),               # no area
     ]
-    iou = evaluation.box_iou([a], [b for b, _ in cases])
+    iou = heldout.box_iou([a], [b for b, _ in cases])
     assert iou.shape == (1, len(cases))
     np.testing.assert_allclose(iou[0], [v for _, v in cases], atol=1e-12)
     # Symmetric, and fractional coordinates work (the model's boxes are not whole pixels).
-    np.testing.assert_allclose(evaluation.box_iou([b for b, _ in cases], [a])[:, 0], iou[0])
-    assert evaluation.box_iou([(0.5, 0, 1, 1)], [(0, 0, 1, 1)])[0, 0] == pytest.approx(1 / 3.)
+    np.testing.assert_allclose(heldout.box_iou([b for b, _ in cases], [a])[:, 0], iou[0])
+    assert heldout.box_iou([(0.5, 0, 1, 1)], [(0, 0, 1, 1)])[0, 0] == pytest.approx(1 / 3.)
 
 
 def test_box_iou_matches_a_naive_loop():
@@ -216,8 +216,8 @@ def test_box_iou_matches_a_naive_loop():
         return inter / (p[2] * p[3] + q[2] * q[3] - inter)
 
     expected = np.array([[naive(p, q) for q in b] for p in a])
-    np.testing.assert_allclose(evaluation.box_iou(a, b), expected, rtol=1e-12)
-    assert evaluation.box_iou(a, np.zeros([0, 4])).shape == (7, 0)
+    np.testing.assert_allclose(heldout.box_iou(a, b), expected, rtol=1e-12)
+    assert heldout.box_iou(a, np.zeros([0, 4])).shape == (7, 0)
 
 
 def test_matching_is_optimal_where_greedy_is_not():
@@ -226,7 +226,7 @@ def test_matching_is_optimal_where_greedy_is_not():
     predicted = [(1, 0, 10, 10),   # IoU 9/11 with true 0, 5/15 with true 1
                  (-2, 0, 10, 10)]  # IoU 8/12 with true 0, 2/18 with true 1
     # Greedy (best pair first) takes 0-0 and then 1-1: 9/11 + 2/18 = 0.93 < 5/15 + 8/12 = 1.
-    rows, columns, ious = evaluation.match_boxes(predicted, true)
+    rows, columns, ious = heldout.match_boxes(predicted, true)
     pairs = sorted(zip(rows.tolist(), columns.tolist()))
     assert pairs == [(0, 1), (1, 0)]
     np.testing.assert_allclose(sorted(ious), sorted([5 / 15., 8 / 12.]))
@@ -240,10 +240,10 @@ def test_matching_agrees_with_brute_force():
                                     rng.uniform(4, 20, (n_pred, 2))], axis=1)
         true = np.concatenate([rng.uniform(0, 20, (n_true, 2)),
                                rng.uniform(4, 20, (n_true, 2))], axis=1)
-        rows, columns, ious = evaluation.match_boxes(predicted, true)
+        rows, columns, ious = heldout.match_boxes(predicted, true)
         assert len(rows) == len(columns) == len(ious) == min(n_pred, n_true)
         assert len(set(rows.tolist())) == len(rows) and len(set(columns.tolist())) == len(columns)
-        iou = evaluation.box_iou(predicted, true)
+        iou = heldout.box_iou(predicted, true)
         best = 0.0
         if n_pred <= n_true:
             for chosen in itertools.permutations(range(n_true), n_pred):
@@ -269,11 +269,11 @@ def test_box_metrics_pool_matched_pairs_and_count_every_true_digit():
                            [[0, 0, 10, 10], [0, 0, 10, 10]]], np.float32),
         "live": np.array([[1, 0], [1, 0], [1, 0]], np.float32),
     }
-    metrics = evaluation.box_metrics(predictions)
+    metrics = heldout.box_metrics(predictions)
     assert metrics["mean_iou"] == pytest.approx((1.0 + 1 / 3.) / 2)
     assert metrics["box_recall_iou50"] == pytest.approx(1 / 3.)
     predictions["live"][:] = 0
-    assert evaluation.box_metrics(predictions) == {"mean_iou": None, "box_recall_iou50": 0.0}
+    assert heldout.box_metrics(predictions) == {"mean_iou": None, "box_recall_iou50": 0.0}
 
 
 def test_window_heights_by_count_and_outcome():
@@ -291,14 +291,14 @@ def test_window_heights_by_count_and_outcome():
                            [[0, 0, 40, 40], [0, 0, 40, 40], [0, 0, 40, 40]]], np.float32),
         "live": np.array([[1, 0, 0], [1, 1, 0], [1, 1, 0], [0, 0, 0]], np.float32),
     }
-    metrics = evaluation.window_size_metrics(predictions)
+    metrics = heldout.window_size_metrics(predictions)
     assert metrics["window_height"] == {
         "0": {"right": None, "over": None, "under": None},
         "1": {"right": 22.0, "over": 13.0, "under": None},
         "2": {"right": 22.0, "over": None, "under": None}}
     assert metrics["true_digit_height"] == pytest.approx((20 + 18 + 16 + 22) / 4.0)
-    text = evaluation.format_report(dict(
-        {key: None for key in evaluation.REPORT_KEYS}, images=4, count_accuracy=0.75,
+    text = heldout.format_report(dict(
+        {key: None for key in heldout.REPORT_KEYS}, images=4, count_accuracy=0.75,
         count_accuracy_by_digits={"0": 1.0, "1": 0.5, "2": 1.0}, confusion=[[1, 0, 0]] * 3,
         z_pres_prior_log_odds=-20.0, seed=0, elbo=-1.0, elbo_samples=1,
         plugin_elbo_at_means=-1.0, elbo_by_outcome={"1": {"right": -1.0, "over": None,
@@ -311,7 +311,7 @@ def test_elbo_by_count_and_outcome_averages_the_images_of_each_cell():
     predictions = {"true_counts": np.array([1, 1, 1, 2, 0, 2]),
                    "digit_count": np.array([1, 2, 2, 1, 0, 2])}
     per_image = [-170.0, -240.0, -260.0, -900.0, -0.5, -380.0]
-    assert evaluation.elbo_by_outcome(predictions, per_image) == {
+    assert heldout.elbo_by_outcome(predictions, per_image) == {
         "0": {"right": -0.5, "over": None, "under": None},
         "1": {"right": -170.0, "over": -250.0, "under": None},
         "2": {"right": -380.0, "over": None, "under": -900.0}}
@@ -328,7 +328,7 @@ def test_report_of_handmade_model(handmade, tmp_path, capsys):
     assert code == 0, err
     with open(out_json) as f:
         report = json.load(f)
-    assert list(report) == list(evaluation.REPORT_KEYS)
+    assert list(report) == list(heldout.REPORT_KEYS)
     assert report["images"] == 5
     # Every image: two steps, two objects. Only the 2-digit image is counted right.
     assert report["count_accuracy"] == pytest.approx(0.2)
@@ -402,9 +402,9 @@ def test_same_seed_same_numbers_other_seed_other_numbers(handmade, capsys):
 
 
 def test_predicted_boxes_are_the_designed_box(handmade):
-    from air import inference
+    from air.evaluation import model_folder
     model_dir, data, images, config = handmade
-    with inference.LoadedModel(model_dir) as model:
+    with model_folder.LoadedModel(model_dir) as model:
         inferred = model.predict(images[:2])
     np.testing.assert_allclose(inferred["boxes"], np.tile(PREDICTED_BOX, (2, 2, 1)), atol=1e-4)
     np.testing.assert_array_equal(inferred["live"], np.ones((2, 2)))

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import export_model
-from air.checkpoints import find_checkpoint
+from air.training.checkpoints import find_checkpoint
 from air.config import AIRConfig
 
 # config.json, the checkpoint index and the .index file: a few kB beside the weights.
@@ -55,7 +55,7 @@ def test_export_keeps_exactly_the_weights_bit_for_bit(small_results_dir, tmp_pat
 def test_exported_folder_predicts_like_the_run(small_results_dir, small_data_dir, tmp_path,
                                                capsys):
     from air.data import records
-    from air.inference import LoadedModel
+    from air.evaluation.model_folder import LoadedModel
     output = str(tmp_path / "model")
     assert export_model.main(["--results-dir", small_results_dir, "--output", output]) == 0
     images = records.read_records(os.path.join(small_data_dir, "test.tfrecords")).images[:8]

@@ -1,4 +1,4 @@
-"""The sampled discrete model (AIRModel(discrete_sample=True)) and air/likelihood.py's ELBO and
+"""The sampled discrete model (AIRModel(discrete_sample=True)) and air/evaluation/likelihood.py's ELBO and
 importance-weighted bound, against exact values.
 
 The exact values come from a tiny model (two steps, 12x12 canvas) whose output layers have zero
@@ -21,8 +21,9 @@ import pytest
 import tensorflow.compat.v1 as tf
 from scipy.special import gammaln, logsumexp
 
-from air import likelihood, transformer
-from air.air_model import AIRModel
+from air.evaluation import likelihood
+from air.model import transformer
+from air.model.air_model import AIRModel
 from air.config import AIRConfig
 from conftest import evaluate_in_graph
 

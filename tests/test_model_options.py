@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from air import distributions as dist
-from air.air_model import AIRModel, bernoulli_log_likelihood, z_pres_prior_log_odds
+from air.model import distributions as dist
+from air.model.air_model import AIRModel, bernoulli_log_likelihood, z_pres_prior_log_odds
 from air.config import AIRConfig, LEGACY_VALUES, ORIGINAL_CHOICES
 
 # The original code's choices, written out from its air_model.py, vae.py and training.py.

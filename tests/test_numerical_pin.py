@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from air.air_model import AIRModel
+from air.model.air_model import AIRModel
 from air.config import AIRConfig
-from air.optimization import build_train_op
+from air.training.optimization import build_train_op
 
 # {TensorFlow major version: (loss, gradient global norm, test-mode negative ELBO per image)},
 # at iteration 5,000 with the first default's window-scale prior mean and z_pres annealing (-1.0

@@ -1,11 +1,11 @@
-"""air/optimization.py: a non-finite loss or gradient leaves every weight and Adam slot as it
+"""air/training/optimization.py: a non-finite loss or gradient leaves every weight and Adam slot as it
 was, is counted once, and the global step still advances; finite updates go through."""
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
 from air.config import AIRConfig
-from air.optimization import build_train_op
+from air.training.optimization import build_train_op
 
 
 @pytest.fixture(scope="module", autouse=True)

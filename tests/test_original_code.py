@@ -1,4 +1,4 @@
-"""run_original.py and air/original_bootstrap.py, against tests/fake_original (a stand-in for the
+"""run_original.py and air/experiments/original_bootstrap.py, against tests/fake_original (a stand-in for the
 original project's code with its command line, files, summaries and training loop; the original
 itself is not in this repository), and the residue mask against a port of the original's
 interpolation."""
@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from air import original_bootstrap, original_code
+from air.experiments import original_bootstrap, original_code
 from air.data import records
 from tests.conftest import REPO, evaluate_in_graph
 from tests.test_transformer import original_code_transform_tf, residue_case

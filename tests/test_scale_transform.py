@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from air.air_model import AIRModel, window_scale
+from air.model.air_model import AIRModel, window_scale
 from air.config import AIRConfig
 
 

@@ -90,7 +90,7 @@ def test_shipped_model_folder_is_complete_and_small():
 
 def test_shipped_model_has_no_optimiser_slots():
     import tensorflow.compat.v1 as tf
-    from air.checkpoints import find_checkpoint
+    from air.training.checkpoints import find_checkpoint
     checkpoint, _ = find_checkpoint(MODEL_DIR)
     names = [name for name, _ in tf.train.list_variables(checkpoint)]
     assert "global_step" in names

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from air import sweep
+from air.experiments import sweep
 from air.config import AIRConfig
 from tests.conftest import REPO
 
@@ -236,8 +236,8 @@ def test_ray_local_cluster_runs_the_same_grid_where_ray_exists(small_data_dir, t
 
 def test_failure_mode_reads_over_and_under_counts():
     import numpy as np
-    from air.evaluation import count_metrics
-    from air.sweep_report import failure_mode
+    from air.evaluation.heldout import count_metrics
+    from air.experiments.sweep_report import failure_mode
     # Two one-digit images read as two, one two-digit image read as one.
     metrics = count_metrics({"true_counts": np.array([0, 1, 1, 2, 2]),
                              "digit_count": np.array([0, 2, 2, 1, 2]),
@@ -254,7 +254,7 @@ def test_failure_mode_reads_over_and_under_counts():
 
 
 def test_milestones_are_round_and_at_most_five():
-    from air.sweep_report import milestones
+    from air.experiments.sweep_report import milestones
     assert milestones(45000) == [10000, 20000, 30000, 40000]
     assert milestones(12) == [5, 10]
     assert milestones(100) == [20, 40, 60, 80, 100]
@@ -328,7 +328,7 @@ def test_progress_line_counts_ended_trials_speed_and_time_left(tmp_path):
 
 def test_trial_rows_give_the_z_pres_prior_where_each_trial_first_reached_the_target(tmp_path):
     import math
-    from air.sweep_report import markdown_report, trial_row
+    from air.experiments.sweep_report import markdown_report, trial_row
     options = sweep.TrialOptions(data_dir="", max_iterations=10000, stop_at_accuracy=0.98,
                                  patience=3, eval_every=1000, save_every=5000, threads=1,
                                  extra_args=[])
@@ -358,7 +358,7 @@ def test_first_iteration_panel_plots_converged_dots_unconverged_crosses_and_medi
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
-    from air.sweep_report import plot_first_iterations
+    from air.experiments.sweep_report import plot_first_iterations
     rows = [{"variant": "a", "state": "converged", "first_iteration_at_target": 20000},
             {"variant": "a", "state": "converged", "first_iteration_at_target": 30000},
             {"variant": "a", "state": "finished", "first_iteration_at_target": None},
@@ -374,7 +374,7 @@ def test_first_iteration_panel_plots_converged_dots_unconverged_crosses_and_medi
 
 
 def test_count_panels_show_each_trials_one_and_two_digit_accuracy_beside_its_prior(tmp_path):
-    from air.sweep_report import TrialMetrics, count_panels, plot_count_curves
+    from air.experiments.sweep_report import TrialMetrics, count_panels, plot_count_curves
     first = _fake_trial(tmp_path, "original", 2, [0.1, 0.5])
     second = _fake_trial(tmp_path, "original", 1, [0.2, 0.6])
     for trial, per_count in ((first, [(0.3, 0.9), (0.6, 0.95)]), (second, [(0.4, 0.8), (0.7, 1)])):
@@ -427,7 +427,7 @@ def _options():
 
 def test_a_report_folder_keeps_its_trials_when_their_folders_are_gone(tmp_path):
     import shutil
-    from air.sweep_report import ended_in_report, write_report
+    from air.experiments.sweep_report import ended_in_report, write_report
     runs, report = tmp_path / "runs", str(tmp_path / "report")
     os.makedirs(report)
     converged = _fake_trial(runs, "default", 1, [0.5, 0.99, 0.99, 0.99])
@@ -457,7 +457,7 @@ def test_a_report_folder_keeps_its_trials_when_their_folders_are_gone(tmp_path):
 
 def test_rows_reported_before_records_were_kept_stay_as_they_were(tmp_path):
     import shutil
-    from air.sweep_report import ended_in_report, write_report
+    from air.experiments.sweep_report import ended_in_report, write_report
     report = str(tmp_path / "report")
     os.makedirs(report)
     trials = [_fake_trial(tmp_path / "runs", "default", 1, [0.5, 0.99, 0.99, 0.99]),
@@ -480,7 +480,7 @@ def test_rows_reported_before_records_were_kept_stay_as_they_were(tmp_path):
 
 
 def test_trials_not_started_when_a_live_sweep_reported_are_not_kept(tmp_path):
-    from air.sweep_report import write_report
+    from air.experiments.sweep_report import write_report
     report = str(tmp_path / "report")
     os.makedirs(report)
     started = _fake_trial(tmp_path / "runs", "default", 1, [0.5, 0.99, 0.99, 0.99])

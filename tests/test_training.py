@@ -16,7 +16,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import training
-from air import checkpoints, metrics_log
+from air.training import checkpoints, metrics_log
 from air.data import records
 from air.config import AIRConfig, CONFIG_FILENAME
 
@@ -55,8 +55,8 @@ def latest_step(results_dir):
 
 def test_results_folder_layout(small_results_dir):
     source = os.path.join(small_results_dir, "source")
-    for name in ("training.py", "requirements.txt", "air/__init__.py", "air/air_model.py",
-                 "air/evaluation.py"):
+    for name in ("training.py", "requirements.txt", "air/__init__.py", "air/model/air_model.py",
+                 "air/evaluation/heldout.py"):
         assert os.path.isfile(os.path.join(source, name)), name
     assert not glob.glob(os.path.join(source, "air", "__pycache__"))
     model = os.path.join(small_results_dir, "model")
@@ -218,8 +218,8 @@ def test_refusals_then_resume_continues(interrupted_run, small_data_dir, capsys)
     assert "it %d/%d" % (target, target) in out
     assert latest_step(results) == target
     # The first session's code stays in source/; the resumed session's is added beside it.
-    assert os.path.isfile(os.path.join(results, "source", "air", "air_model.py"))
-    assert glob.glob(os.path.join(results, "source", "resumed-*", "air", "air_model.py"))
+    assert os.path.isfile(os.path.join(results, "source", "air", "model", "air_model.py"))
+    assert glob.glob(os.path.join(results, "source", "resumed-*", "air", "model", "air_model.py"))
     checkpoint, _ = checkpoints.find_checkpoint(os.path.join(results, "model"))
     # Adam's optimiser state came back too: its beta1 power (0.9 before the first update,
     # times 0.9 at each) counts every update of both sessions.

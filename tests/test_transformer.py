@@ -1,4 +1,4 @@
-"""air/transformer.py: the separable crop/paste, the general affine transform, and a naive loop.
+"""air/model/transformer.py: the separable crop/paste, the general affine transform, and a naive loop.
 
 The reference is a per-pixel Python loop written from the coordinate convention of the
 module: the image spans [-1, 1], pixel i of n has its centre at (2 i + 1) / n - 1, theta
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from air import transformer
+from air.model import transformer
 from conftest import evaluate_in_graph as evaluate
 
 

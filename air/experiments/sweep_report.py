@@ -18,11 +18,11 @@ import shutil
 
 import numpy as np
 
-from air import metrics_log
-from air.checkpoints import load_config
+from air.training import metrics_log
+from air.training.checkpoints import load_config
 from air.config import CONFIG_FILENAME
-from air.metrics_log import first_iteration_at
-from air.sweep import (Trial, read_metrics, state_of_evaluations, trial_state,
+from air.training.metrics_log import first_iteration_at
+from air.experiments.sweep import (Trial, read_metrics, state_of_evaluations, trial_state,
                        variant_config, variant_from_name)
 
 TRIAL_COLUMNS = ("variant", "seed", "state", "iterations", "first_iteration_at_target",

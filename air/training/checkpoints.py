@@ -8,7 +8,7 @@ message, which the scripts print as ``error: ...``.
 
 TensorFlow is imported inside the functions that need it, so a script can reject a wrong
 folder at once (``read_config``) before paying for TensorFlow's start-up. The model itself is
-air/inference.py's: building it, saving and exporting its weights.
+air/evaluation/model_folder.py's: building it, saving and exporting its weights.
 """
 import os
 

@@ -10,11 +10,11 @@ import subprocess
 import time
 
 from air import config as air_config
-from air import metrics_log
-from air.checkpoints import latest_checkpoint
+from air.training import metrics_log
+from air.training.checkpoints import latest_checkpoint
 from air.cli import UserError
+from air.paths import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE_FILES = ("training.py", "evaluate.py", "multi_mnist.py", "demo.py", "embeddings.py",
                 "charts.py", "bench.py", "sweep.py", "export_model.py", "requirements.txt",
                 "Makefile", "README.md")

@@ -2,10 +2,10 @@
 with attention windows, reconstruction, each step's decoded window) and the whole screen.
 
 No display and no Tk here, so the drawing is testable and bench.py can time a refresh without
-a window; demo.py's Tk window (air/demo_window.py) shows these pictures.
+a window; demo.py's Tk window (air/visualisation/demo_window.py) shows these pictures.
 """
 from air.cli import UserError
-from air.colours import step_colour as rgb_colour
+from air.visualisation.colours import step_colour as rgb_colour
 
 DEFAULT_ZOOM = 10         # screen pixels per canvas pixel in the drawing area
 RECONSTRUCTION_ZOOM = 5   # ... in the reconstruction panel

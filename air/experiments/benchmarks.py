@@ -23,10 +23,10 @@ import tempfile
 import time
 
 from air import cli
-from air.rendering import (DEFAULT_ZOOM, RECONSTRUCTION_ZOOM, WINDOW_ZOOM, Drawing, drawing_panel,
+from air.paths import REPO
+from air.visualisation.rendering import (DEFAULT_ZOOM, RECONSTRUCTION_ZOOM, WINDOW_ZOOM, Drawing, drawing_panel,
                            reconstruction_panel, window_panel)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # training.py's default --heldout-elbo-samples and the K of the `iwae` benchmark.
 HELDOUT_ELBO_SAMPLES = 4
@@ -145,8 +145,8 @@ def benchmark_latency(model_dir=None, repeats=200):
     configuration (the same graph, so the same cost).
     """
     cli.import_tensorflow()
-    from air import inference
-    from air.checkpoints import CheckpointError, find_checkpoint
+    from air.evaluation import model_folder
+    from air.training.checkpoints import CheckpointError, find_checkpoint
     from air.config import AIRConfig
     temporary = None
     try:
@@ -156,9 +156,9 @@ def benchmark_latency(model_dir=None, repeats=200):
         except CheckpointError:
             temporary = tempfile.mkdtemp(prefix="bench-demo-")
             model_dir = temporary
-            inference.save_untrained_model(model_dir, AIRConfig())
+            model_folder.save_untrained_model(model_dir, AIRConfig())
             source = "untrained default configuration"
-        with inference.LoadedModel(model_dir) as model:
+        with model_folder.LoadedModel(model_dir) as model:
             height, width = model.canvas_shape
             drawing = Drawing(height, width, DEFAULT_ZOOM)
             canvases = []
@@ -217,7 +217,7 @@ def _run_model_worker(args, kind, iterations, warmup, worker="_model_worker",
     workdir = tempfile.mkdtemp(prefix="bench-model-")
     try:
         path, source = images_path(args, workdir)
-        code = ("import sys; sys.path.insert(0, %r); from air import benchmarks; "
+        code = ("import sys; sys.path.insert(0, %r); from air.experiments import benchmarks; "
                 "benchmarks.%s(%r, %r, %d, %d)" % (REPO, worker, kind, path, iterations, warmup))
         result = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, universal_newlines=True)
@@ -294,8 +294,8 @@ def _model_worker(kind, records_path, iterations, warmup):
     tf = cli.import_tensorflow()
     from air.config import AIRConfig
     from air.data import records
-    from air.inference import build_test_model
-    from air.train_loop import build_training_graph
+    from air.evaluation.model_folder import build_test_model
+    from air.training.train_loop import build_training_graph
 
     load_start = os.getloadavg()[0]
     config = AIRConfig()
@@ -373,8 +373,8 @@ def _pipeline_worker(kind, records_path, iterations, warmup):
     tf = cli.import_tensorflow()
     from air.config import AIRConfig
     from air.data import records
-    from air.evaluation import HeldOutEvaluator
-    from air.train_loop import build_training_graph, iteration_fetches
+    from air.evaluation.heldout import HeldOutEvaluator
+    from air.training.train_loop import build_training_graph, iteration_fetches
 
     load_start = os.getloadavg()[0]
     config = AIRConfig()
@@ -392,7 +392,7 @@ def _pipeline_worker(kind, records_path, iterations, warmup):
             if kind == "training":
                 figures = _time_calls(lambda i: session.run(fetches), iterations, warmup)
             else:
-                from air.checkpoints import find_checkpoint, restore_variables
+                from air.training.checkpoints import find_checkpoint, restore_variables
                 restore_variables(session, find_checkpoint(os.path.join(REPO, "model"))[0],
                                   tf.global_variables(scope="air"))
                 # In turn, so that a change of the machine's load hits both alike.
@@ -445,9 +445,9 @@ def _likelihood_worker(kind, records_path, iterations, warmup):
     ``kind`` 'quick') over the records in ``records_path``; prints one JSON line of figures."""
     tf = cli.import_tensorflow()
     tf.logging.set_verbosity(tf.logging.ERROR)
-    from air import likelihood
+    from air.evaluation import likelihood
     from air.data import records
-    from air.checkpoints import find_checkpoint, load_config, restore_variables
+    from air.training.checkpoints import find_checkpoint, load_config, restore_variables
 
     load_start = os.getloadavg()[0]
     samples = 5 if kind == "quick" else IWAE_SAMPLES

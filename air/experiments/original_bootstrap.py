@@ -1,6 +1,6 @@
-"""Child process of air/original_code.py: runs the original project's training.py, unchanged.
+"""Child process of air/experiments/original_code.py: runs the original project's training.py, unchanged.
 
-    python air/original_bootstrap.py --code-dir DIR --results-folder DIR --max-iterations N
+    python air/experiments/original_bootstrap.py --code-dir DIR --results-folder DIR --max-iterations N
                                      [--seed S] [--threads T] [--mask-transformer-residues]
 
 Run as a script, never imported by the rest of this package: the original code has a package
@@ -203,7 +203,7 @@ def main(argv=None):
     os.chdir(code_dir)
 
     if options.quiet:
-        _load_our_module("cli", here).quiet_tensorflow()
+        _load_our_module("cli", os.path.dirname(here)).quiet_tensorflow()
     import tensorflow as tf
     limit = TrainingStepLimit(tf, options.max_iterations, options.progress_seconds)
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -211,8 +211,11 @@ def main(argv=None):
             "stopped by %s" % signal.Signals(s).name))
     writers = install(tf, options, limit)
     if options.mask_transformer_residues:
-        import air.transformer as original_transformer  # The original's package, from code_dir.
-        import air.air_model as original_model
+        # The original's package (from code_dir), which is also called air: imported by name so
+        # that nothing mistakes it for this repository's.
+        import importlib
+        original_transformer = importlib.import_module("air.transformer")
+        original_model = importlib.import_module("air.air_model")
         masked = masked_transformer(tf, original_transformer.transformer)
         original_transformer.transformer = original_model.transformer = masked
 

@@ -19,8 +19,9 @@ import subprocess
 import threading
 import time
 
-from air import metrics_log
-from air.checkpoints import latest_checkpoint
+from air import paths
+from air.training import metrics_log
+from air.training.checkpoints import latest_checkpoint
 from air.cli import UserError, first_line, format_duration
 from air.config import PRESETS, AIRConfig, config_fields
 
@@ -198,8 +199,7 @@ def every(seconds, stop_event, action):
 
 def training_command(trial, options, python, resume):
     """The training.py command line of a trial (absolute paths: Ray workers run elsewhere)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    command = [python, os.path.join(root, "training.py"),
+    command = [python, paths.script("training"),
                "--results-dir", os.path.abspath(trial.directory),
                "--data-dir", os.path.abspath(options.data_dir),
                "--seed", str(trial.seed),
@@ -344,9 +344,8 @@ def run_on_ray(jobs, parallel, stop_event, report, address=None):
     or the existing cluster at ``address``). A trial's log and folder must be reachable from
     the node that runs it (one machine, or a shared file system)."""
     ray = require_ray()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     # Workers import this module to run a trial: the checkout must be on their path.
-    runtime_env = {"env_vars": {"PYTHONPATH": root}}
+    runtime_env = {"env_vars": {"PYTHONPATH": paths.REPO}}
     try:
         if address:
             ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)

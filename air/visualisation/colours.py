@@ -1,7 +1,7 @@
 """The colour of each inference step, shared by the summaries, the charts and the demo.
 
 A module of its own, without dependencies, so that drawing code gets the colours without
-importing TensorFlow (air/summaries.py) or matplotlib (air/plots.py).
+importing TensorFlow (air/training/summaries.py) or matplotlib (air/visualisation/plots.py).
 """
 
 # Colour of each step's attention window as RGB in [0, 1]: red, green, blue, then yellow,

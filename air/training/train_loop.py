@@ -9,10 +9,11 @@ import os
 import signal
 import time
 
-from air import cli, metrics_log
-from air.checkpoints import CHECKPOINT_PREFIX
+from air import cli
+from air.training import metrics_log
+from air.training.checkpoints import CHECKPOINT_PREFIX
 from air.data import records
-from air.run_folder import TrainingError, prepare_results
+from air.training.run_folder import TrainingError, prepare_results
 
 # The training graph: the model on a batch, its train op and the global step that drives the
 # z_pres prior schedule.
@@ -24,9 +25,9 @@ def build_training_graph(config, train_path=None, images=None, seed=None):
     (shuffled and repeated through tf.data, seeded by ``seed``) or the fixed ``images``
     [B, H, W] tensor; returns a TrainingGraph."""
     import tensorflow.compat.v1 as tf
-    from air.air_model import AIRModel
+    from air.model.air_model import AIRModel
     from air.data import pipeline
-    from air.optimization import build_train_op
+    from air.training.optimization import build_train_op
     global_step = tf.train.get_or_create_global_step()
     true_counts = None
     if images is None:
@@ -99,8 +100,8 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
     """Builds the training graph in the current default graph and runs the loop."""
     import numpy as np
     import tensorflow.compat.v1 as tf
-    from air.checkpoints import latest_checkpoint
-    from air.evaluation import HeldOutEvaluator
+    from air.training.checkpoints import latest_checkpoint
+    from air.evaluation.heldout import HeldOutEvaluator
 
     if args.seed is not None:
         tf.set_random_seed(args.seed)
@@ -144,7 +145,7 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
 def _summary_ops(args, config, graph):
     """The TensorBoard summaries by kind: name -> (iterations between them, summary op)."""
     import tensorflow.compat.v1 as tf
-    from air import summaries
+    from air.training import summaries
     model, train_ops = graph.model, graph.train_ops
     return {
         "scalars": (args.scalars_every, summaries.scalar_summaries(

@@ -59,7 +59,7 @@ class LogWeightSampler:
 
     def __init__(self, config, seed=0, scope="air", samples_per_pass=DEFAULT_SAMPLES_PER_PASS):
         import tensorflow.compat.v1 as tf
-        from air.air_model import AIRModel
+        from air.model.air_model import AIRModel
         self.config = config
         self.seed = seed
         self.samples_per_pass = samples_per_pass

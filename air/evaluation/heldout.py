@@ -2,8 +2,8 @@
 
 Used by training.py (periodic held-out accuracy and sampled ELBO) and evaluate.py (the full
 report: counts, boxes matched to the true digits, ELBO and importance-weighted bound). Finding
-and restoring the checkpoint to evaluate is air/checkpoints.py's job; the likelihood maths is
-air/likelihood.py's.
+and restoring the checkpoint to evaluate is air/training/checkpoints.py's job; the likelihood maths is
+air/evaluation/likelihood.py's.
 """
 import json
 import re
@@ -11,14 +11,14 @@ import re
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from air import likelihood
-from air.air_model import AIRModel
+from air.evaluation import likelihood
+from air.model.air_model import AIRModel
 from air.data import pipeline, records
 
 
 class HeldOutEvaluator:
     """Builds a test-mode AIRModel (z_pres rounded, posterior means) over one record file, and
-    the sampled discrete model of air/likelihood.py on the same variables.
+    the sampled discrete model of air/evaluation/likelihood.py on the same variables.
 
     Args:
         config: the model's ``AIRConfig``.

@@ -2,7 +2,7 @@
 exporting its weights.
 
 A model folder holds ``config.json`` and TensorFlow checkpoints (``model.ckpt-STEP``); finding,
-reading and restoring the files is air/checkpoints.py's job. ``LoadedModel`` builds the model
+reading and restoring the files is air/training/checkpoints.py's job. ``LoadedModel`` builds the model
 once, in its own ``tf.Graph``, on a placeholder of any batch size, so the demo can call
 ``predict`` many times a second and scripts can load several models side by side.
 """
@@ -11,11 +11,11 @@ import shutil
 
 import numpy as np
 
-from air.checkpoints import (CHECKPOINT_PREFIX, CheckpointError, checkpoint_step,
+from air.training.checkpoints import (CHECKPOINT_PREFIX, CheckpointError, checkpoint_step,
                              find_checkpoint, load_config, read_config, restore_variables)
 from air.config import CONFIG_FILENAME
 
-# TensorFlow is imported inside the functions that need it; air/checkpoints.py reads a model
+# TensorFlow is imported inside the functions that need it; air/training/checkpoints.py reads a model
 # folder without it, so a script can reject a wrong folder before TensorFlow's start-up.
 
 SCOPE = "air"
@@ -29,7 +29,7 @@ def build_test_model(config, global_step=None, batch_size=None, name=None):
     the end of the schedule. The variables are those of training, in scope ``SCOPE``.
     """
     import tensorflow.compat.v1 as tf
-    from air.air_model import AIRModel
+    from air.model.air_model import AIRModel
     images = tf.placeholder(tf.float32, [batch_size, config.canvas_height, config.canvas_width],
                             name=name)
     return images, AIRModel(images, config, training=False, global_step=global_step, scope=SCOPE)
@@ -40,14 +40,14 @@ class LoadedModel:
 
     Args:
         model_dir: folder with config.json and checkpoints (training.py's RESULTS_DIR/model; a
-            results folder or a checkpoint prefix also works, see air/checkpoints.py).
+            results folder or a checkpoint prefix also works, see air/training/checkpoints.py).
         checkpoint: a specific checkpoint prefix instead of the latest one (the config is still
             the one of ``model_dir``).
         threads: intra- and inter-op threads of the session (0: TensorFlow's choice).
 
     The z_pres prior used by the ELBO is the one at the checkpoint's training iteration (as in
     the held-out evaluation during training), or the end of the schedule if it is unrecorded.
-    Raises CheckpointError (air/checkpoints.py) for a missing or incompatible folder.
+    Raises CheckpointError (air/training/checkpoints.py) for a missing or incompatible folder.
     """
 
     def __init__(self, model_dir, checkpoint=None, threads=0):

@@ -1,11 +1,11 @@
 """The demo's Tk window: the drawing area with the mouse, the controls, the panels of
-air/rendering.py, the refresh loop that re-runs the model when the drawing changed, and the
+air/visualisation/rendering.py, the refresh loop that re-runs the model when the drawing changed, and the
 screenshots.
 """
 import os
 import time
 
-from air.rendering import (BACKGROUND, RECONSTRUCTION_ZOOM, WINDOW_ZOOM, Drawing, drawing_panel,
+from air.visualisation.rendering import (BACKGROUND, RECONSTRUCTION_ZOOM, WINDOW_ZOOM, Drawing, drawing_panel,
                            is_blank, reconstruction_panel, render_screen, status_text,
                            step_colour, text_colour, window_caption, window_panel)
 

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpec
 from matplotlib.patches import Rectangle
 
-from air.colours import step_colour
+from air.visualisation.colours import step_colour
 
 # Subsets of the accuracy chart: (metrics.csv column, panel title).
 ACCURACY_PANELS = (("heldout_accuracy", "all held-out images"),

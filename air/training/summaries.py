@@ -5,7 +5,7 @@ scalars, variable/latent histograms, gradient histograms and attention images.
 """
 import tensorflow.compat.v1 as tf
 
-from air.colours import step_colour
+from air.visualisation.colours import step_colour
 
 
 def scalar_summaries(model, train_ops=None, learning_rate=None, digit_counts=(0, 1, 2)):

@@ -33,7 +33,7 @@ test mode stands for: z_pres is a Bernoulli sample from sigmoid(log-odds), so th
 at the first z_pres = 0; z_where and z_what are samples from their posteriors; no decoder noise.
 It draws one joint sample z per image (or ``samples_per_image`` of them) and gives log p(x|z),
 log p(z) and log q(z|x) of each, the terms of the ELBO and of the importance-weighted bound
-(air/likelihood.py).
+(air/evaluation/likelihood.py).
 """
 import collections
 import math
@@ -41,9 +41,9 @@ import math
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from air import distributions as dist
-from air import networks
-from air import transformer
+from air.model import distributions as dist
+from air.model import networks
+from air.model import transformer
 
 # Recurrent state carried from one step to the next.
 StepState = collections.namedtuple(

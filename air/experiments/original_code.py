@@ -6,7 +6,7 @@ files are copied into RESULTS/code (the clone stays untouched, and the run keeps
 ran), beside links to our record files under the names the original reads
 (multi_mnist_data/common.tfrecords for training, test.tfrecords for its summaries: the record
 formats are the same). Its training.py then runs unchanged in a child process,
-air/original_bootstrap.py, which changes only the session options, the end of training and
+air/experiments/original_bootstrap.py, which changes only the session options, the end of training and
 the seeds (that file's docstring lists each change). The original's own results folder is
 RESULTS/original (summaries, parameters every 10,000 iterations); its prints go to
 RESULTS/original.log.
@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 
+from air import paths
 from air.cli import UserError
 
 # Files the original's training.py needs (the check that a folder is a clone of it).
@@ -29,7 +30,7 @@ REQUIRED_FILES = ("training.py", "multi_mnist.py", "air/__init__.py", "air/air_m
                   "air/transformer.py")
 # Our record files -> the names the original reads, under multi_mnist_data/ of its folder.
 DATA_FILES = (("train.tfrecords", "common.tfrecords"), ("test.tfrecords", "test.tfrecords"))
-BOOTSTRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "original_bootstrap.py")
+BOOTSTRAP = paths.ORIGINAL_BOOTSTRAP
 
 # metrics.csv columns from the original's test-model summaries (tags after ".../summaries/").
 # The accuracies take the names of training.py's held-out columns, so charts.py draws both
@@ -137,7 +138,7 @@ def prepare(original_dir, data_dir, results_dir, overwrite=False):
 def child_command(code_dir, results_dir, max_iterations, seed=1, threads=1,
                   mask_transformer_residues=False, progress_seconds=60.0, quiet=True,
                   python=None):
-    """The command line of air/original_bootstrap.py for one run."""
+    """The command line of air/experiments/original_bootstrap.py for one run."""
     command = [python or sys.executable, BOOTSTRAP, "--code-dir", os.path.abspath(code_dir),
                "--results-folder", os.path.abspath(os.path.join(results_dir, "original")),
                "--max-iterations", str(max_iterations), "--seed", str(seed),

@@ -29,6 +29,7 @@ CHOICES = {
     "vae_activation": ("softplus", "relu"),
     "z_what_variance_head": ("log_variance", "softplus_std"),
     "likelihood_epsilon_placement": ("inside_log", "clip"),
+    "z_pres_estimator": ("concrete", "nvil"),
 }
 SCALE_TRANSFORMS = CHOICES["scale_transform"]
 
@@ -74,6 +75,13 @@ LEGACY_VALUES = {
     "z_pres_prior_odds_epsilon": 0.0,
     "scale_prior_mean": -1.0,
     "z_pres_prior_odds_decay_steps": 3000,
+    "z_pres_estimator": "concrete",
+}
+
+# The fields that belong to one z_pres estimator: with another estimator they must keep their
+# defaults, so that a run never records a setting that had no effect.
+ESTIMATOR_FIELDS = {
+    "nvil": ("nvil_baseline_learning_rate", "nvil_baseline_hidden_units", "nvil_signal_decay"),
 }
 
 
@@ -177,6 +185,20 @@ class AIRConfig:
     stopping_threshold: float = _field(
         0.99, "a step is live while the running sum of (1 - z_pres) stays below this value")
 
+    # How z_pres is trained (air/model/z_pres.py, air/model/nvil.py).
+    z_pres_estimator: str = _field(
+        "concrete", "training estimator of z_pres: 'concrete' (the continuous relaxation: a "
+        "binary Concrete sample with the reparameterised gradient) or 'nvil' (the original "
+        "AIR's discrete Bernoulli z_pres with the score-function gradient of NVIL)")
+    nvil_baseline_learning_rate: float = _field(
+        1e-3, "nvil: Adam learning rate of the input-dependent baseline network", positive=True)
+    nvil_baseline_hidden_units: int = _field(
+        256, "nvil: hidden units of the baseline network (image -> one baseline per step)",
+        positive=True)
+    nvil_signal_decay: float = _field(
+        0.9, "nvil: decay of the running mean and variance that centre and scale the learning "
+        "signal (0: this batch's statistics only)")
+
     # Likelihood.
     likelihood_epsilon_placement: str = _field(
         "clip", "how the Bernoulli likelihood stays finite: 'inside_log' (canvas clipped to "
@@ -235,6 +257,14 @@ class AIRConfig:
                 raise ValueError("%s must be in [0, 0.5), got %r" % (name, getattr(self, name)))
         if self.likelihood_epsilon_placement == "inside_log" and self.likelihood_epsilon <= 0:
             raise ValueError("likelihood_epsilon must be positive with 'inside_log' (log(0))")
+        if not 0.0 <= self.nvil_signal_decay < 1.0:
+            raise ValueError("nvil_signal_decay must be in [0, 1), got %r" % self.nvil_signal_decay)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for estimator, names in ESTIMATOR_FIELDS.items():
+            for name in names:
+                if self.z_pres_estimator != estimator and getattr(self, name) != defaults[name]:
+                    raise ValueError("%s belongs to z_pres_estimator=%s; with %r it has no "
+                                     "effect" % (name, estimator, self.z_pres_estimator))
         if not 0.0 < self.stopping_threshold <= 1.0:
             raise ValueError("stopping_threshold must be in (0, 1], got %r" % self.stopping_threshold)
 

@@ -63,6 +63,8 @@ DECLARED = [
     ("z_pres_prior_odds_decay", float, 0.1), ("z_pres_prior_odds_decay_steps", int, 2000),
     ("z_pres_prior_odds_floor", float, 1e-9), ("z_pres_prior_odds_epsilon", float, 0.0),
     ("concrete_temperature", float, 1.0), ("stopping_threshold", float, 0.99),
+    ("z_pres_estimator", str, "concrete"), ("nvil_baseline_learning_rate", float, 1e-3),
+    ("nvil_baseline_hidden_units", int, 256), ("nvil_signal_decay", float, 0.9),
     ("likelihood_epsilon_placement", str, "clip"), ("likelihood_epsilon", float, 1e-6),
     ("learning_rate", float, 1e-4), ("gradient_clip_norm", float, 1.0),
     ("batch_size", int, 64),

@@ -25,15 +25,20 @@ Departures from the paper (the continuous relaxation):
 Where this graph departs from the original code, a config field chooses (see AIRConfig and
 ``AIRConfig.from_preset("original")``).
 
-At test time (``training=False``) z_pres is rounded, z_where and z_what are the posterior
-means, no decoder noise is added and the z_pres KL is the exact Bernoulli KL.
+One step of training or test mode is an ``InferenceStep``; the sampled discrete model's is a
+``SampledStep``. How each mode draws z_pres and the other latents, and what training
+differentiates, is one object of air/model/z_pres.py chosen by the mode and the config:
 
-The sampled discrete model (``training=False, discrete_sample=True``) is the original AIR that
-test mode stands for: z_pres is a Bernoulli sample from sigmoid(log-odds), so the model stops
-at the first z_pres = 0; z_where and z_what are samples from their posteriors; no decoder noise.
-It draws one joint sample z per image (or ``samples_per_image`` of them) and gives log p(x|z),
-log p(z) and log q(z|x) of each, the terms of the ELBO and of the importance-weighted bound
-(air/evaluation/likelihood.py).
+* training (``training=True``): the config's ``z_pres_estimator``, the relaxation
+  (``concrete``, the default) or the original AIR's discrete z_pres with NVIL (``nvil``).
+* test mode (``training=False``): z_pres rounded, z_where and z_what the posterior means, no
+  decoder noise, the exact Bernoulli KL of z_pres.
+* the sampled discrete model (``training=False, discrete_sample=True``), the original AIR that
+  test mode stands for: z_pres a Bernoulli sample, so the model stops at the first z_pres = 0;
+  z_where and z_what samples from their posteriors; no decoder noise. It draws one joint
+  sample z per image (or ``samples_per_image`` of them) and gives log p(x|z), log p(z) and
+  log q(z|x) of each, the terms of the ELBO and of the importance-weighted bound
+  (air/evaluation/likelihood.py).
 """
 import collections
 import math
@@ -44,6 +49,8 @@ import tensorflow.compat.v1 as tf
 from air.model import distributions as dist
 from air.model import networks
 from air.model import transformer
+from air.model import z_pres as z_pres_modes
+from air.model.z_pres import Z_WHAT_SEED, Z_WHERE_SEED
 
 # Recurrent state carried from one step to the next.
 StepState = collections.namedtuple(
@@ -70,20 +77,6 @@ LogDensity = collections.namedtuple("LogDensity", ["prior", "posterior"])
 
 # Smallest window (as a fraction of the canvas): keeps the inverse transform finite.
 MIN_SCALE = 1e-3
-
-# Seed offsets of the samplers: step t's z_pres, z_where and z_what samplers use offset
-# LATENTS_PER_STEP * t + Z_PRES_SEED (+ Z_WHERE_SEED, + Z_WHAT_SEED), so every step and latent
-# has its own; the decoder noise of step t uses DECODER_NOISE_SEED + t, above the latents'
-# offsets for any max_steps below 333. Changing them changes every seeded sample.
-LATENTS_PER_STEP = 3
-Z_PRES_SEED, Z_WHERE_SEED, Z_WHAT_SEED = 0, 1, 2
-DECODER_NOISE_SEED = 1000
-
-
-def latent_seed_offset(t, latent_seed):
-    """The seed offset of one latent's sampler at step t (see LATENTS_PER_STEP)."""
-    return LATENTS_PER_STEP * t + latent_seed
-
 
 def stop_rule(stopping_sum, z_pres, threshold):
     """The ACT-style stop: takes the stopping sum before a step [B], the step's z_pres [B] and
@@ -158,13 +151,104 @@ def bernoulli_log_likelihood(images, canvas, placement, epsilon):
             + (1.0 - images) * tf.log(tf.maximum(1.0 - probabilities, 0.0) + epsilon))
 
 
+# A Gaussian latent of one step, each [B, D] (log_variance None where the head outputs a std).
+GaussianLatent = collections.namedtuple("GaussianLatent", ["mean", "std", "log_variance",
+                                                           "sample"])
+# z_where's latent and what it places: the window's side / canvas side [B] and centre [B, 2].
+Placement = collections.namedtuple("Placement", ["z_where", "scale", "shift"])
+
+
+def z_pres_log_odds_network(hidden, config):
+    """Takes the LSTM output [B, units] to the posterior log-odds of z_pres [B]."""
+    return networks.mlp(hidden, [config.z_pres_hidden_units], 1, "z_pres", tf.nn.relu)[:, 0]
+
+
+def z_where_posterior(hidden, config):
+    """Takes the LSTM output to the posterior (mean, std, log-variance or None) of z_where
+    [B, 3] = (scale latent, shift x, shift y)."""
+    if config.z_where_heads == "shared":
+        z_where_params = networks.mlp(hidden, [config.z_where_hidden_units], 6, "z_where")
+        return z_where_params[:, :3], dist.positive_std(z_where_params[:, 3:]), None
+    # The original code's four networks, one per (latent, moment).
+    units = [config.z_where_hidden_units]
+    with tf.variable_scope("z_where"):
+        mean = tf.concat([networks.mlp(hidden, units, 1, "scale_mean"),
+                          networks.mlp(hidden, units, 2, "shift_mean")], axis=1)
+        log_variance = tf.concat([networks.mlp(hidden, units, 1, "scale_log_variance"),
+                                  networks.mlp(hidden, units, 2, "shift_log_variance")], axis=1)
+    return mean, tf.exp(0.5 * log_variance), log_variance
+
+
+def z_what_posterior(window, config):
+    """Takes the attended windows [B, w, w] to the posterior (mean, std, log-variance or None)
+    of z_what [B, vae_latent]: the VAE's encoder."""
+    size, latent = config.window_size, config.vae_latent
+    activation = networks.ACTIVATIONS[config.vae_activation]
+    flat_window = tf.reshape(window, [-1, size * size])
+    if config.z_what_variance_head == "softplus_std":
+        z_what_params = networks.mlp(flat_window, config.vae_recognition_units, 2 * latent,
+                                     "vae_encoder", activation)
+        return z_what_params[:, :latent], dist.positive_std(z_what_params[:, latent:]), None
+    # The original code's separate mean and log-variance layers on the last hidden layer.
+    with tf.variable_scope("vae_encoder"):
+        encoded = flat_window
+        for i, units in enumerate(config.vae_recognition_units):
+            encoded = networks.dense(encoded, units, "hidden_%d" % i, activation)
+        mean = networks.dense(encoded, latent, "mean")
+        log_variance = networks.dense(encoded, latent, "log_variance")
+    return mean, tf.exp(0.5 * log_variance), log_variance
+
+
+def decoder_logits(z_what, config):
+    """Takes z_what [B, vae_latent] to the decoded window's logits [B, w * w]."""
+    return networks.mlp(z_what, config.vae_generative_units, config.window_size ** 2,
+                        "vae_decoder", networks.ACTIVATIONS[config.vae_activation])
+
+
+def gaussian_kl(latent, prior_mean, prior_variance):
+    """The closed-form KL [B] of a GaussianLatent from its N(prior_mean, prior_variance) prior,
+    summed over its units (with the log-variance head where the config has one)."""
+    if latent.log_variance is None:
+        kl = dist.gaussian_kl(latent.mean, latent.std, prior_mean, prior_variance)
+    else:
+        kl = dist.gaussian_kl_log_variance(latent.mean, latent.log_variance, prior_mean,
+                                           prior_variance)
+    return tf.reduce_sum(kl, axis=1)
+
+
+def gaussian_log_density(latent, prior_mean, prior_variance):
+    """The LogDensity of a GaussianLatent's sample, each [B] summed over its units.
+
+    log q uses the log-variance head when the config has one (no log of a tiny std).
+    """
+    if latent.log_variance is None:
+        posterior = dist.gaussian_log_density(latent.sample, latent.mean, latent.std)
+    else:
+        posterior = dist.gaussian_log_density_log_variance(latent.sample, latent.mean,
+                                                           latent.log_variance)
+    prior_std = np.sqrt(np.asarray(prior_variance, np.float64)).astype(np.float32)
+    prior = dist.gaussian_log_density(latent.sample, np.asarray(prior_mean, np.float32),
+                                      prior_std)
+    return LogDensity(prior=tf.reduce_sum(prior, axis=1),
+                      posterior=tf.reduce_sum(posterior, axis=1))
+
+
+def training_mode(config, seed=None):
+    """The ZPresMode of training with the config's z_pres estimator."""
+    if config.z_pres_estimator == "nvil":
+        from air.model.nvil import NVIL  # Its baseline network exists only in NVIL's graphs.
+        return NVIL(config, seed)
+    return z_pres_modes.ConcreteRelaxation(config, seed)
+
+
 class AIRModel:
     """Builds the AIR graph for a batch of images.
 
     Args:
         images: [B, H, W] float32 canvases in [0, 1] (H, W as in the config).
         config: an ``AIRConfig``.
-        training: relaxed samples and decoder noise (True), or rounded z_pres and means.
+        training: training with the config's z_pres estimator (True: samples and decoder noise),
+            or test mode (rounded z_pres and posterior means).
         true_counts: optional [B] integer digit counts; adds the count accuracy outputs.
         global_step: optional step tensor for the z_pres prior schedule; without it the
             prior is at the end of the schedule (its floor).
@@ -187,7 +271,8 @@ class AIRModel:
     ``canvas`` [B, H, W], ``digit_count`` [B], ``boxes`` [B, max_steps, 4] (pixels),
     per-image ``reconstruction_loss`` and ``kl_z_pres``/``kl_z_where``/``kl_z_what`` [B],
     ``negative_elbo`` [B], the scalar ``loss``, and with ``true_counts`` ``count_correct`` [B]
-    and ``accuracy`` plus ``accuracy_by_count`` {k: scalar}.
+    and ``accuracy`` plus ``accuracy_by_count`` {k: scalar}. In training, ``objective`` (a
+    z_pres.Objective): what the train op differentiates.
 
     With ``discrete_sample`` the KL terms are one-sample estimates log q - log p at the sample,
     so ``negative_elbo`` is minus the log importance weight, and there are also the per-image
@@ -210,10 +295,12 @@ class AIRModel:
                                                                            samples_per_image)
         self.training = training
         self.discrete_sample = discrete_sample
-        # Training and the sampled discrete model draw z_where and z_what; test mode takes means.
-        self._samples_latents = training or discrete_sample
-        self._seed = seed
-        self._sample_seed = (0, 0) if sample_seed is None else sample_seed
+        if training:
+            self.mode = training_mode(config, seed)
+        elif discrete_sample:
+            self.mode = z_pres_modes.SampledDiscrete(config, sample_seed)
+        else:
+            self.mode = z_pres_modes.Rounded(config)
         with tf.variable_scope(scope, reuse=tf.AUTO_REUSE):
             if global_step is None:
                 self.z_pres_prior_log_odds = tf.constant(
@@ -223,23 +310,8 @@ class AIRModel:
             self._build(z_pres_override)
             if true_counts is not None:
                 self._build_accuracy(true_counts)
-
-    def _seed_for(self, offset):
-        return None if self._seed is None else self._seed + offset
-
-    def _stateless_seed(self, offset):
-        """The key [2] of one stateless sampling op of the sampled discrete model: sample_seed
-        with its second half spread so that every (key, op) pair gets its own stream."""
-        key = tf.cast(self._sample_seed, tf.int64)
-        return tf.stack([key[0], key[1] * (LATENTS_PER_STEP * self.config.max_steps) + offset])
-
-    def _gaussian_sample(self, mean, std, offset):
-        """A reparameterised N(mean, std^2) sample: the stateful sampler while training, the
-        stateless one of sample_seed in the sampled discrete model."""
-        if self.discrete_sample:
-            noise = tf.random.stateless_normal(tf.shape(mean), seed=self._stateless_seed(offset))
-            return mean + std * noise
-        return dist.gaussian_sample(mean, std, self._seed_for(offset))
+            if training:
+                self.objective = self.mode.objective(self)
 
     def _build(self, z_pres_override):
         config = self.config
@@ -266,7 +338,8 @@ class AIRModel:
             stopping_sum=tf.zeros([batch]),
             canvas=tf.zeros_like(self.images))
         outputs, step_densities = [], []
-        step = self._sampled_step if self.discrete_sample else self._step
+        step = (SampledStep if self.discrete_sample else InferenceStep)(
+            config, self.mode, self.images, self.lstm, self.z_pres_prior_log_odds)
         for t in range(config.max_steps):
             forced = None if z_pres_override is None else z_pres_override[:, t]
             state, output, step_density = step(t, static_projection, state, forced)
@@ -304,35 +377,59 @@ class AIRModel:
         self.log_posterior = tf.add_n([d.posterior for d in step_densities])
         self.log_weight = self.log_likelihood + self.log_prior - self.log_posterior
 
-    def _step(self, t, static_projection, prev, forced_z_pres):
-        """One inference step of training or test mode: (previous state) -> (new state,
-        StepOutput, None)."""
+    def _build_accuracy(self, true_counts):
+        true_counts = tf.cast(true_counts, tf.int32)
+        self.count_correct = tf.cast(tf.equal(self.digit_count, true_counts), tf.float32)
+        self.accuracy = tf.reduce_mean(self.count_correct)
+        self.accuracy_by_count = {}
+        for k in range(self.config.max_steps + 1):
+            mask = tf.cast(tf.equal(true_counts, k), tf.float32)
+            # No image with k digits in the batch gives NaN rather than a misleading 0.
+            self.accuracy_by_count[k] = (tf.reduce_sum(mask * self.count_correct)
+                                         / tf.reduce_sum(mask))
+
+
+class InferenceStep:
+    """One inference step of training or test mode, over every row of the batch: the LSTM
+    attends, z_pres decides, z_where places a window, the VAE encodes and decodes it, and the
+    decoded window scaled by z_pres is pasted while the stop rule lets the object exist.
+
+    ``mode`` (air/model/z_pres.py) decides how z_pres and the other latents are drawn; the
+    step's variables are created by its first call (under the caller's variable scope).
+    """
+
+    def __init__(self, config, mode, images, lstm, z_pres_prior_log_odds):
+        self.config = config
+        self.mode = mode
+        self.images = images
+        self.lstm = lstm
+        self.z_pres_prior_log_odds = z_pres_prior_log_odds
+
+    def __call__(self, t, static_projection, prev, forced_z_pres=None):
+        """Step t: (image projection, previous StepState, optional forced z_pres [B]) -> (new
+        StepState, StepOutput, None)."""
         config = self.config
         hidden, lstm_state = self._recurrence(static_projection, prev)
-        z_pres_log_odds, z_pres, kl_z_pres = self._presence(t, hidden)
-        if forced_z_pres is not None:
-            z_pres = forced_z_pres
-        z_where_mean, z_where_std, z_where, scale, shift, kl_z_where, _ = self._where(t, hidden)
-        window = transformer.crop(self.images, scale, shift, config.window_size,
-                                config.transformer_grid)
-        z_what_mean, z_what_std, z_what, kl_z_what, reconstruction, _ = self._what(t, window)
+        z_pres_log_odds = z_pres_log_odds_network(hidden, config)
+        presence = self.mode.presence(t, z_pres_log_odds, self.z_pres_prior_log_odds)
+        z_pres = presence.z_pres if forced_z_pres is None else forced_z_pres
+        where, placement = self._where(t, hidden)
+        kl_z_where = gaussian_kl(where, *self._z_where_prior())
+        window = transformer.crop(self.images, placement.scale, placement.shift,
+                                  config.window_size, config.transformer_grid)
+        what = self._what(t, window)
+        kl_z_what = gaussian_kl(what, config.z_what_prior_mean, config.z_what_prior_variance)
+        reconstruction = self._decode(t, what.sample)
 
         attempted, stopping_sum, live = stop_rule(prev.stopping_sum, z_pres,
                                                   config.stopping_threshold)
-        pasted = transformer.paste(reconstruction, scale, shift, config.canvas_height,
-                                   config.canvas_width, config.transformer_grid)
+        pasted = self._paste(reconstruction, placement)
         canvas = prev.canvas + (live * z_pres)[:, None, None] * pasted
-
-        state = StepState(lstm=lstm_state, z_where=z_where, z_what=z_what, z_pres=z_pres,
-                          stopping_sum=stopping_sum, canvas=canvas)
-        output = StepOutput(
-            z_pres_log_odds=z_pres_log_odds, z_pres=z_pres,
-            z_where_mean=z_where_mean, z_where_std=z_where_std, z_where=z_where,
-            scale=scale, shift=shift,
-            z_what_mean=z_what_mean, z_what_std=z_what_std, z_what=z_what,
-            window=window, reconstruction=reconstruction,
-            attempted=attempted, live=live,
-            kl_z_pres=attempted * kl_z_pres, kl_z_where=live * kl_z_where,
+        state = StepState(lstm=lstm_state, z_where=where.sample, z_what=what.sample,
+                          z_pres=z_pres, stopping_sum=stopping_sum, canvas=canvas)
+        output = step_output(
+            z_pres_log_odds, z_pres, where, placement, what, window, reconstruction, attempted,
+            live, kl_z_pres=attempted * presence.kl, kl_z_where=live * kl_z_where,
             kl_z_what=live * kl_z_what)
         return state, output, None
 
@@ -343,18 +440,65 @@ class AIRModel:
             step_inputs = tf.concat([prev.z_where, prev.z_what, prev.z_pres[:, None]], axis=1)
         return self.lstm(static_projection, step_inputs, prev.lstm)
 
-    def _sampled_step(self, t, static_projection, prev, forced_z_pres):
-        """One step of the sampled discrete model: (previous state) -> (new state, StepOutput,
-        the step's LogDensity).
+    def _where(self, t, hidden):
+        """Takes the LSTM output to z_where (a GaussianLatent [B, 3]: the mode's sample or the
+        mean) and the window it places (a Placement)."""
+        config = self.config
+        mean, std, log_variance = z_where_posterior(hidden, config)
+        sample = self.mode.gaussian(mean, std, t, Z_WHERE_SEED)
+        scale = tf.maximum(window_scale(sample[:, 0], config.scale_transform), MIN_SCALE)
+        shift = tf.tanh(sample[:, 1:]) if config.shift_transform == "tanh" else sample[:, 1:]
+        return GaussianLatent(mean, std, log_variance, sample), Placement(sample, scale, shift)
 
-        The stopping rule of ``_step``; z_where, the window, z_what and the decoder run only on
+    def _z_where_prior(self):
+        """The prior (means, variances) of z_where's three units, on the latent (before any
+        squashing)."""
+        config = self.config
+        return ([config.scale_prior_mean, config.shift_prior_mean, config.shift_prior_mean],
+                [config.scale_prior_variance, config.shift_prior_variance,
+                 config.shift_prior_variance])
+
+    def _what(self, t, window):
+        """Takes the attended window to z_what, a GaussianLatent [B, vae_latent]."""
+        mean, std, log_variance = z_what_posterior(window, self.config)
+        return GaussianLatent(mean, std, log_variance,
+                              self.mode.gaussian(mean, std, t, Z_WHAT_SEED))
+
+    def _decode(self, t, z_what):
+        """Takes z_what to the decoded window [B, w, w] (before scaling by z_pres)."""
+        config = self.config
+        logits = decoder_logits(z_what, config)
+        if self.mode.decoder_noise:
+            # Noise on the logits keeps the decoder from relying on exact intensities.
+            logits += config.vae_likelihood_std * tf.random_normal(
+                tf.shape(logits), seed=self.mode.seed_for(z_pres_modes.DECODER_NOISE_SEED + t))
+        size = config.window_size
+        return tf.reshape(tf.sigmoid(logits), [-1, size, size])
+
+    def _paste(self, reconstruction, placement):
+        config = self.config
+        return transformer.paste(reconstruction, placement.scale, placement.shift,
+                                 config.canvas_height, config.canvas_width,
+                                 config.transformer_grid)
+
+
+class SampledStep(InferenceStep):
+    """One step of the sampled discrete model: discrete z_pres, the object's networks run on
+    the rows whose object exists only, and the step's log p and log q of the sample."""
+
+    def __call__(self, t, static_projection, prev, forced_z_pres=None):
+        """Step t of the sampled discrete model: like InferenceStep's, with the step's
+        LogDensity as the third result.
+
+        The stopping rule of InferenceStep; z_where, the window, z_what and the decoder run only on
         the rows whose object exists (for held-out multi-MNIST about a third of all rows over
         the steps, which halves the cost); stopped rows get zeros there, which nothing reads:
         their terms are masked and their canvas is done.
         """
         config = self.config
         hidden, lstm_state = self._recurrence(static_projection, prev)
-        z_pres_log_odds, z_pres, _ = self._presence(t, hidden)
+        z_pres_log_odds = z_pres_log_odds_network(hidden, config)
+        z_pres = self.mode.presence(t, z_pres_log_odds, self.z_pres_prior_log_odds).z_pres
         if forced_z_pres is not None:
             z_pres = forced_z_pres
         # The log-probabilities of the value used, forced or sampled.
@@ -370,171 +514,44 @@ class AIRModel:
         def all_rows(values):
             return scatter_rows(rows, values, batch)
 
-        (z_where_mean, z_where_std, z_where, scale, shift, kl_z_where,
-         z_where_density) = self._where(t, tf.gather(hidden, rows))
-        window = transformer.crop(tf.gather(self.images, rows), scale, shift, config.window_size,
-                                  config.transformer_grid)
-        (z_what_mean, z_what_std, z_what, kl_z_what, reconstruction,
-         z_what_density) = self._what(t, window)
-        pasted = transformer.paste(reconstruction, scale, shift, config.canvas_height,
-                                   config.canvas_width, config.transformer_grid)
-        object_canvas = tf.gather(z_pres, rows)[:, None, None] * pasted
-        canvas = prev.canvas + all_rows(object_canvas)
-        state = StepState(lstm=lstm_state, z_where=all_rows(z_where), z_what=all_rows(z_what),
-                          z_pres=z_pres, stopping_sum=stopping_sum, canvas=canvas)
-        output = StepOutput(
-            z_pres_log_odds=z_pres_log_odds, z_pres=z_pres,
-            z_where_mean=all_rows(z_where_mean), z_where_std=all_rows(z_where_std),
-            z_where=state.z_where, scale=all_rows(scale), shift=all_rows(shift),
-            z_what_mean=all_rows(z_what_mean), z_what_std=all_rows(z_what_std),
-            z_what=state.z_what, window=all_rows(window),
-            reconstruction=all_rows(reconstruction), attempted=attempted, live=live,
+        where, placement = self._where(t, tf.gather(hidden, rows))
+        z_where_density = gaussian_log_density(where, *self._z_where_prior())
+        kl_z_where = z_where_density.posterior - z_where_density.prior
+        window = transformer.crop(tf.gather(self.images, rows), placement.scale,
+                                  placement.shift, config.window_size, config.transformer_grid)
+        what = self._what(t, window)
+        z_what_density = gaussian_log_density(
+            what, [config.z_what_prior_mean] * config.vae_latent,
+            [config.z_what_prior_variance] * config.vae_latent)
+        kl_z_what = z_what_density.posterior - z_what_density.prior
+        reconstruction = self._decode(t, what.sample)
+        pasted = self._paste(reconstruction, placement)
+        canvas = prev.canvas + all_rows(tf.gather(z_pres, rows)[:, None, None] * pasted)
+        z_where, z_what = all_rows(where.sample), all_rows(what.sample)
+        state = StepState(lstm=lstm_state, z_where=z_where, z_what=z_what, z_pres=z_pres,
+                          stopping_sum=stopping_sum, canvas=canvas)
+        # Every row of the outputs, in the order the values were always built in.
+        output = step_output(
+            z_pres_log_odds, z_pres,
+            GaussianLatent(all_rows(where.mean), all_rows(where.std), None, z_where),
+            Placement(z_where, all_rows(placement.scale), all_rows(placement.shift)),
+            GaussianLatent(all_rows(what.mean), all_rows(what.std), None, z_what),
+            all_rows(window), all_rows(reconstruction), attempted, live,
             kl_z_pres=attempted * (z_pres_density.posterior - z_pres_density.prior),
             kl_z_where=all_rows(kl_z_where), kl_z_what=all_rows(kl_z_what))
         step_density = LogDensity(*[
-            attempted * pres + all_rows(where + what)
-            for pres, where, what in zip(z_pres_density, z_where_density, z_what_density)])
+            attempted * pres + all_rows(where_term + what_term)
+            for pres, where_term, what_term in zip(z_pres_density, z_where_density,
+                                                   z_what_density)])
         return state, output, step_density
 
-    def _presence(self, t, hidden):
-        """Takes the LSTM output to (z_pres log-odds, z_pres, unmasked z_pres KL), each [B]."""
-        config = self.config
-        z_pres_log_odds = networks.mlp(
-            hidden, [config.z_pres_hidden_units], 1, "z_pres", tf.nn.relu)[:, 0]
-        seed_offset = latent_seed_offset(t, Z_PRES_SEED)
-        if self.training:
-            z_pres_logit = dist.binary_concrete_sample_logit(
-                z_pres_log_odds, config.concrete_temperature, self._seed_for(seed_offset))
-            z_pres = tf.sigmoid(z_pres_logit)
-            kl_z_pres = dist.binary_concrete_kl_sample(
-                z_pres_logit, z_pres_log_odds, self.z_pres_prior_log_odds,
-                config.concrete_temperature)
-        elif self.discrete_sample:
-            # Its KL term is the log-probability ratio of the value used (_sampled_step).
-            uniform = tf.random.stateless_uniform(
-                tf.shape(z_pres_log_odds), seed=self._stateless_seed(seed_offset),
-                minval=np.finfo(np.float32).tiny, maxval=1.0)
-            z_pres = dist.bernoulli_sample(z_pres_log_odds, uniform)
-            kl_z_pres = None
-        else:
-            z_pres = tf.cast(z_pres_log_odds > 0.0, tf.float32)
-            kl_z_pres = dist.bernoulli_kl(z_pres_log_odds, self.z_pres_prior_log_odds)
-        return z_pres_log_odds, z_pres, kl_z_pres
-
-    def _where(self, t, hidden):
-        """Takes the LSTM output to z_where [B, 3] (mean, std, sample), the window's scale [B]
-        and shift [B, 2], the KL [B] of z_where (of the latent, before any squashing) and its
-        LogDensity; in the sampled discrete model the KL is log q - log p at the sample,
-        elsewhere it is the closed form and the LogDensity is None."""
-        config = self.config
-        if config.z_where_heads == "shared":
-            z_where_params = networks.mlp(hidden, [config.z_where_hidden_units], 6, "z_where")
-            z_where_mean = z_where_params[:, :3]
-            z_where_std = dist.positive_std(z_where_params[:, 3:])
-            z_where_log_variance = None
-        else:
-            # The original code's four networks, one per (latent, moment).
-            units = [config.z_where_hidden_units]
-            with tf.variable_scope("z_where"):
-                z_where_mean = tf.concat([
-                    networks.mlp(hidden, units, 1, "scale_mean"),
-                    networks.mlp(hidden, units, 2, "shift_mean")], axis=1)
-                z_where_log_variance = tf.concat([
-                    networks.mlp(hidden, units, 1, "scale_log_variance"),
-                    networks.mlp(hidden, units, 2, "shift_log_variance")], axis=1)
-            z_where_std = tf.exp(0.5 * z_where_log_variance)
-        z_where = (self._gaussian_sample(z_where_mean, z_where_std,
-                                         latent_seed_offset(t, Z_WHERE_SEED))
-                   if self._samples_latents else z_where_mean)
-        scale = tf.maximum(window_scale(z_where[:, 0], config.scale_transform), MIN_SCALE)
-        shift = tf.tanh(z_where[:, 1:]) if config.shift_transform == "tanh" else z_where[:, 1:]
-
-        prior_mean = [config.scale_prior_mean, config.shift_prior_mean, config.shift_prior_mean]
-        prior_variance = [config.scale_prior_variance, config.shift_prior_variance,
-                          config.shift_prior_variance]
-        if self.discrete_sample:
-            density = self._gaussian_log_density(z_where, z_where_mean, z_where_std,
-                                                 z_where_log_variance, prior_mean, prior_variance)
-            return (z_where_mean, z_where_std, z_where, scale, shift,
-                    density.posterior - density.prior, density)
-        if z_where_log_variance is None:
-            kl = dist.gaussian_kl(z_where_mean, z_where_std, prior_mean, prior_variance)
-        else:
-            kl = dist.gaussian_kl_log_variance(z_where_mean, z_where_log_variance, prior_mean,
-                                               prior_variance)
-        return z_where_mean, z_where_std, z_where, scale, shift, tf.reduce_sum(kl, axis=1), None
-
-    def _what(self, t, window):
-        """Takes the attended window to z_what's mean, std, sample and KL, the decoded window and
-        z_what's LogDensity (None outside the sampled discrete model, as in ``_where``)."""
-        config = self.config
-        size, latent = config.window_size, config.vae_latent
-        activation = networks.ACTIVATIONS[config.vae_activation]
-        flat_window = tf.reshape(window, [-1, size * size])
-        if config.z_what_variance_head == "softplus_std":
-            z_what_params = networks.mlp(flat_window, config.vae_recognition_units, 2 * latent,
-                                         "vae_encoder", activation)
-            z_what_mean = z_what_params[:, :latent]
-            z_what_std = dist.positive_std(z_what_params[:, latent:])
-            z_what_log_variance = None
-        else:
-            # The original code's separate mean and log-variance layers on the last hidden layer.
-            with tf.variable_scope("vae_encoder"):
-                encoded = flat_window
-                for i, units in enumerate(config.vae_recognition_units):
-                    encoded = networks.dense(encoded, units, "hidden_%d" % i, activation)
-                z_what_mean = networks.dense(encoded, latent, "mean")
-                z_what_log_variance = networks.dense(encoded, latent, "log_variance")
-            z_what_std = tf.exp(0.5 * z_what_log_variance)
-        z_what = (self._gaussian_sample(z_what_mean, z_what_std,
-                                        latent_seed_offset(t, Z_WHAT_SEED))
-                  if self._samples_latents else z_what_mean)
-        density = None
-        if self.discrete_sample:
-            density = self._gaussian_log_density(
-                z_what, z_what_mean, z_what_std, z_what_log_variance,
-                [config.z_what_prior_mean] * latent, [config.z_what_prior_variance] * latent)
-            kl_z_what = density.posterior - density.prior
-        elif z_what_log_variance is None:
-            kl = dist.gaussian_kl(z_what_mean, z_what_std, config.z_what_prior_mean,
-                                  config.z_what_prior_variance)
-        else:
-            kl = dist.gaussian_kl_log_variance(z_what_mean, z_what_log_variance,
-                                               config.z_what_prior_mean,
-                                               config.z_what_prior_variance)
-        if not self.discrete_sample:
-            kl_z_what = tf.reduce_sum(kl, axis=1)
-        decoder_logits = networks.mlp(z_what, config.vae_generative_units, size * size,
-                                      "vae_decoder", activation)
-        if self.training:
-            # Noise on the logits keeps the decoder from relying on exact intensities.
-            decoder_logits += config.vae_likelihood_std * tf.random_normal(
-                tf.shape(decoder_logits), seed=self._seed_for(DECODER_NOISE_SEED + t))
-        reconstruction = tf.reshape(tf.sigmoid(decoder_logits), [-1, size, size])
-        return z_what_mean, z_what_std, z_what, kl_z_what, reconstruction, density
-
-    @staticmethod
-    def _gaussian_log_density(sample, mean, std, log_variance, prior_mean, prior_variance):
-        """A Gaussian latent's sample [B, D] -> its LogDensity, each [B] summed over the D units.
-
-        log q uses the log-variance head when the config has one (no log of a tiny std).
-        """
-        if log_variance is None:
-            posterior = dist.gaussian_log_density(sample, mean, std)
-        else:
-            posterior = dist.gaussian_log_density_log_variance(sample, mean, log_variance)
-        prior_std = np.sqrt(np.asarray(prior_variance, np.float64)).astype(np.float32)
-        prior = dist.gaussian_log_density(sample, np.asarray(prior_mean, np.float32), prior_std)
-        return LogDensity(prior=tf.reduce_sum(prior, axis=1),
-                          posterior=tf.reduce_sum(posterior, axis=1))
-
-    def _build_accuracy(self, true_counts):
-        true_counts = tf.cast(true_counts, tf.int32)
-        self.count_correct = tf.cast(tf.equal(self.digit_count, true_counts), tf.float32)
-        self.accuracy = tf.reduce_mean(self.count_correct)
-        self.accuracy_by_count = {}
-        for k in range(self.config.max_steps + 1):
-            mask = tf.cast(tf.equal(true_counts, k), tf.float32)
-            # No image with k digits in the batch gives NaN rather than a misleading 0.
-            self.accuracy_by_count[k] = (tf.reduce_sum(mask * self.count_correct)
-                                         / tf.reduce_sum(mask))
+def step_output(z_pres_log_odds, z_pres, where, placement, what, window, reconstruction,
+                attempted, live, kl_z_pres, kl_z_where, kl_z_what):
+    """The StepOutput of one step's values (the KL terms already masked)."""
+    return StepOutput(
+        z_pres_log_odds=z_pres_log_odds, z_pres=z_pres,
+        z_where_mean=where.mean, z_where_std=where.std, z_where=where.sample,
+        scale=placement.scale, shift=placement.shift,
+        z_what_mean=what.mean, z_what_std=what.std, z_what=what.sample,
+        window=window, reconstruction=reconstruction, attempted=attempted, live=live,
+        kl_z_pres=kl_z_pres, kl_z_where=kl_z_where, kl_z_what=kl_z_what)

@@ -55,7 +55,11 @@ def build_parser():
             "stop once held-out count accuracy has been >= A at --patience evaluations in a row "
             "(resumed runs count their earlier evaluations)", "A"),
            ("--patience", positive, 3,
-            "evaluations in a row at --stop-at-accuracy before stopping")])
+            "evaluations in a row at --stop-at-accuracy before stopping"),
+           ("--gradient-variance-draws", cli.integer(minimum=0), 20,
+            "draws of the z_pres network's gradient on one fixed training batch at every "
+            "held-out evaluation, for its variance per estimator (metrics.csv "
+            "z_pres_gradient_variance_*; 0: not measured; at least 2 to measure)", "M")])
 
     air_config.add_flags(parser)
     return parser

@@ -295,6 +295,13 @@ class AIRConfig:
         """A copy with some fields changed (unknown names are a ValueError)."""
         return AIRConfig.from_dict(dict(self.to_dict(), **changes))
 
+    def with_estimator(self, name):
+        """This config trained with another z_pres estimator, whose own fields (ESTIMATOR_FIELDS)
+        are at their defaults."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        fields = [field for names in ESTIMATOR_FIELDS.values() for field in names]
+        return self.replace(z_pres_estimator=name, **{f: defaults[f] for f in fields})
+
     def to_dict(self):
         return {f.name: (list(v) if isinstance(v, tuple) else v)
                 for f, v in ((f, getattr(self, f.name)) for f in dataclasses.fields(self))}

@@ -15,7 +15,9 @@ COLUMNS = ("iteration", "wall_time", "epoch", "loss", "reconstruction", "kl_z_pr
            "kl_z_where", "kl_z_what", "train_accuracy", "skipped_updates",
            "heldout_accuracy", "heldout_accuracy_0", "heldout_accuracy_1",
            "heldout_accuracy_2", "heldout_discrete_elbo_final_prior", "heldout_overcount",
-           "heldout_undercount")
+           "heldout_undercount", "z_pres_gradient_variance_concrete",
+           "z_pres_gradient_variance_nvil")
+GRADIENT_VARIANCE_COLUMNS = COLUMNS[-2:]
 # The training fetches averaged over the iterations between two rows, in column order.
 TRAINING_MEANS = ("loss", "reconstruction", "kl_z_pres", "kl_z_where", "kl_z_what",
                   "train_accuracy")
@@ -173,6 +175,8 @@ class MetricsWriter:
             + ["%.4f" % by_count.get(str(k), math.nan) for k in range(3)]
             + ["%.3f" % heldout["discrete_elbo_final_prior"], "%.4f" % heldout["overcount"],
                "%.4f" % heldout["undercount"]]
+            # Estimators the run did not measure (air/training/gradient_noise.py) stay empty.
+            + ["%.6g" % heldout[c] if c in heldout else "" for c in GRADIENT_VARIANCE_COLUMNS]
             + self._old_only)
         self._file.flush()
 

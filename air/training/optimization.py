@@ -40,3 +40,30 @@ def build_train_op(loss, config, global_step, variables=None):
         train_op = tf.assign_add(global_step, 1)
     return TrainOps(train_op=train_op, gradients=pairs, gradient_norm=gradient_norm,
                     update_is_finite=update_is_finite, skipped_updates=skipped_updates)
+
+
+def build_objective_train_op(objective, config, global_step):
+    """The TrainOps of a model's training objective (air/model/z_pres.py: Objective).
+
+    Without a baseline this is ``build_train_op`` of the loss. An estimator with a baseline
+    (NVIL) has its own Adam with its own learning rate on the baseline's loss, and statistics
+    to store; both run in the same iteration as the model's update, the baseline's update only
+    when its loss is finite.
+    """
+    if objective.baseline_loss is None:
+        return build_train_op(objective.loss, config, global_step)
+    baseline_variables = set(objective.baseline_variables)
+    model_variables = [v for v in tf.trainable_variables() if v not in baseline_variables]
+    ops = build_train_op(objective.loss, config, global_step, model_variables)
+    optimizer = tf.train.AdamOptimizer(objective.baseline_learning_rate, name="BaselineAdam")
+    variables = list(objective.baseline_variables)
+    gradients = tf.gradients(objective.baseline_loss, variables)
+
+    def apply():
+        with tf.control_dependencies([optimizer.apply_gradients(zip(gradients, variables))]):
+            return tf.no_op()
+
+    baseline_step = tf.cond(tf.is_finite(objective.baseline_loss), apply, tf.no_op)
+    with tf.control_dependencies([baseline_step] + list(objective.updates)):
+        train_op = tf.identity(ops.train_op)
+    return ops._replace(train_op=train_op)

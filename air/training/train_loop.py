@@ -27,7 +27,7 @@ def build_training_graph(config, train_path=None, images=None, seed=None):
     import tensorflow.compat.v1 as tf
     from air.model.air_model import AIRModel
     from air.data import pipeline
-    from air.training.optimization import build_train_op
+    from air.training.optimization import build_objective_train_op
     global_step = tf.train.get_or_create_global_step()
     true_counts = None
     if images is None:
@@ -38,7 +38,8 @@ def build_training_graph(config, train_path=None, images=None, seed=None):
         images, true_counts = batch["image"], batch["digits"]
     model = AIRModel(images, config, training=True, true_counts=true_counts,
                      global_step=global_step)
-    return TrainingGraph(global_step, model, build_train_op(model.loss, config, global_step))
+    return TrainingGraph(global_step, model,
+                         build_objective_train_op(model.objective, config, global_step))
 
 
 def iteration_fetches(graph):
@@ -112,6 +113,8 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
     summary_ops = _summary_ops(args, config, graph)
     fetches = iteration_fetches(graph)
     saver = tf.train.Saver(max_to_keep=args.keep_checkpoints, save_relative_paths=True)
+    # Built last: its ops come after every op of the run's own graph.
+    probe = _gradient_noise_probe(args, config, train_path, graph.global_step)
     session_config = tf.ConfigProto(intra_op_parallelism_threads=args.threads,
                                     inter_op_parallelism_threads=args.threads)
 
@@ -131,7 +134,7 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
         metrics = metrics_log.MetricsWriter(
             os.path.join(args.results_dir, metrics_log.FILENAME), step)
         loop = _Loop(args, session, saver, model_dir, writer, metrics, step,
-                     iterations_per_epoch, max_iterations)
+                     iterations_per_epoch, max_iterations, probe)
         try:
             ending = loop.run(fetches, summary_ops, evaluator, stop)
         finally:
@@ -140,6 +143,19 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
             metrics.close()
             stop.restore()
         _report(ending, path, loop, args, stop.signal_name)
+
+
+def _gradient_noise_probe(args, config, train_path, global_step):
+    """The GradientNoiseProbe of --gradient-variance-draws on the first training batch, or None."""
+    if args.gradient_variance_draws < 2:
+        return None
+    from air.training.gradient_noise import GradientNoiseProbe
+    images = []
+    for serialized in records.iterate_records(train_path):
+        images.append(records.decode_example(serialized)["image"])
+        if len(images) == config.batch_size:
+            break
+    return GradientNoiseProbe(config, images, global_step, args.gradient_variance_draws)
 
 
 def _summary_ops(args, config, graph):
@@ -161,7 +177,8 @@ class _Loop:
     rows, summaries and checkpoints; ``run`` says why it ended."""
 
     def __init__(self, args, session, saver, model_dir, writer, metrics, step,
-                 iterations_per_epoch, max_iterations):
+                 iterations_per_epoch, max_iterations, probe=None):
+        self.probe = probe
         self.args, self.session, self.saver, self.model_dir = args, session, saver, model_dir
         self.writer, self.metrics = writer, metrics
         self.step, self.iterations_per_epoch = step, iterations_per_epoch
@@ -239,6 +256,8 @@ class _Loop:
         args = self.args
         heldout = evaluator.heldout_metrics(self.session, args.heldout_elbo_samples)
         heldout["iteration"] = self.step
+        if self.probe is not None:
+            heldout.update(self.probe.measure(self.session))
         _write_heldout_summary(tf, self.writer, heldout, self.step)
         means = (np.mean(self.window, axis=0) if self.window
                  else [float("nan")] * len(metrics_log.TRAINING_MEANS))
@@ -287,5 +306,9 @@ def _write_heldout_summary(tf, writer, heldout, step):
                                simple_value=heldout["discrete_elbo_final_prior"])]
     for k, accuracy in sorted(heldout["count_accuracy_by_digits"].items()):
         values.append(tf.Summary.Value(tag="heldout/accuracy/%s_digits" % k, simple_value=accuracy))
+    for name in metrics_log.GRADIENT_VARIANCE_COLUMNS:
+        if name in heldout:
+            values.append(tf.Summary.Value(tag="z_pres_gradient_variance/" + name.split("_")[-1],
+                                           simple_value=heldout[name]))
     writer.add_summary(tf.Summary(value=values), step)
     writer.flush()

@@ -1,0 +1,201 @@
+"""air/model/nvil.py, the discrete z_pres with NVIL's score-function gradient: its learning
+signal against a naive loop, the estimator's gradient against the closed form of a one-step
+model, finite values at the extremes, a short training run end to end, and its flags."""
+import collections
+import os
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from air.config import AIRConfig
+from air.model import nvil
+from air.model.air_model import AIRModel
+from air.training.optimization import build_objective_train_op
+from conftest import evaluate_in_graph
+
+TINY_NVIL = AIRConfig(canvas_height=24, canvas_width=24, window_size=8, rnn_units=16,
+                      vae_latent=4, vae_recognition_units=(16,), vae_generative_units=(12,),
+                      z_where_hidden_units=8, z_pres_hidden_units=6, batch_size=4,
+                      z_pres_estimator="nvil", nvil_baseline_hidden_units=5)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def graph_mode():
+    tf.disable_eager_execution()
+
+
+def naive_learning_signal(reconstruction, kl_pres, kl_where, kl_what):
+    """cost[b, t] written out term by term."""
+    batch, steps = kl_pres.shape
+    cost = np.zeros([batch, steps])
+    for b in range(batch):
+        for t in range(steps):
+            cost[b, t] = reconstruction[b]
+            for s in range(t, steps):
+                cost[b, t] += kl_where[b, s] + kl_what[b, s]
+                if s > t:
+                    cost[b, t] += kl_pres[b, s]
+    return cost
+
+
+def test_learning_signal_is_the_naive_sum_and_ignores_what_the_decision_cannot_change():
+    rng = np.random.RandomState(0)
+    terms = [rng.randn(5), rng.randn(5, 3), rng.randn(5, 3), rng.randn(5, 3)]
+    signal = evaluate_in_graph(nvil.learning_signal, *terms)
+    np.testing.assert_allclose(signal, naive_learning_signal(*terms), rtol=1e-5, atol=1e-5)
+    # Step 2's cost: a change of step 0's or 1's terms, or of its own z_pres KL, does not move
+    # it; a change of its own z_where KL does.
+    for term, step, moves in ((1, 0, False), (2, 1, False), (3, 1, False), (1, 2, False),
+                              (2, 2, True), (3, 2, True)):
+        changed = [np.array(a, copy=True) for a in terms]
+        changed[term][:, step] += 10.0
+        moved = evaluate_in_graph(nvil.learning_signal, *changed)[:, 2]
+        assert np.allclose(moved, signal[:, 2], atol=1e-4) != moves, (term, step)
+
+
+FakeSteps = collections.namedtuple("FakeSteps", ["kl_z_pres", "kl_z_where", "kl_z_what",
+                                                 "attempted", "z_pres", "z_pres_log_odds"])
+FakeModel = collections.namedtuple("FakeModel", ["steps", "reconstruction_loss", "images",
+                                                 "loss"])
+
+
+@pytest.mark.parametrize("log_odds", [-1.0, 0.3, 2.0])
+def test_score_function_gradient_matches_the_closed_form_of_one_decision(log_odds):
+    """One step whose cost is f(0) or f(1): the expected surrogate gradient with respect to the
+    log-odds a is sigmoid'(a) (f(1) - f(0)), the gradient of E[f] (the baseline and the batch's
+    centring do not depend on z; the signal's spread is below 1, so it is not rescaled)."""
+    batch, costs = 200000, (3.0, 3.5)
+    config = AIRConfig(max_steps=1, canvas_height=2, canvas_width=2, z_pres_estimator="nvil",
+                       nvil_signal_decay=0.0, nvil_baseline_hidden_units=3)
+    with tf.Graph().as_default():
+        tf.set_random_seed(5)
+        a = tf.Variable(log_odds)
+        log_odds_rows = tf.fill([batch, 1], a)
+        mode = nvil.NVIL(config)
+        z_pres = mode.presence(0, log_odds_rows, tf.constant(0.0)).z_pres
+        reconstruction = costs[0] + (costs[1] - costs[0]) * z_pres[:, 0]
+        zeros = tf.zeros([batch, 1])
+        model = FakeModel(FakeSteps(zeros, zeros, zeros, tf.ones([batch, 1]), z_pres,
+                                    log_odds_rows),
+                          reconstruction, tf.zeros([batch, 2, 2]), tf.reduce_mean(reconstruction))
+        objective = mode.objective(model)
+        gradient = tf.gradients(objective.loss, [a])[0]
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            estimates = [session.run(gradient) for _ in range(5)]
+    sigmoid = 1.0 / (1.0 + np.exp(-log_odds))
+    expected = sigmoid * (1.0 - sigmoid) * (costs[1] - costs[0])
+    assert np.mean(estimates) == pytest.approx(expected, abs=0.01)
+
+
+def nvil_graph(config, batch):
+    """TINY's NVIL training graph on fed images: model, objective and train ops."""
+    images = tf.placeholder(tf.float32, [batch, config.canvas_height, config.canvas_width])
+    step = tf.train.get_or_create_global_step()
+    model = AIRModel(images, config, training=True, global_step=step)
+    ops = build_objective_train_op(model.objective, config, step)
+    return images, step, model, ops
+
+
+def test_finite_at_the_extremes_of_the_log_odds_and_the_prior():
+    rng = np.random.RandomState(3)
+    images = np.stack([np.zeros([24, 24]), np.ones([24, 24]), rng.rand(24, 24) > 0.7,
+                       rng.rand(24, 24)]).astype(np.float32)
+    with tf.Graph().as_default():
+        feed_images, step, model, ops = nvil_graph(TINY_NVIL, 4)
+        bias = [v for v in tf.global_variables() if v.name == "air/z_pres/output/biases:0"][0]
+        value = tf.placeholder(tf.float32, [1])
+        set_bias = tf.assign(bias, value)
+        gradients = [g for g, _ in ops.gradients]
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            for log_odds in (30.0, -30.0, 0.0):
+                for iteration in (0, 100000):
+                    session.run([set_bias, tf.assign(step, iteration)], {value: [log_odds]})
+                    result = session.run(
+                        {"loss": model.loss, "objective": model.objective.loss,
+                         "baseline": model.objective.baseline_loss, "gradients": gradients,
+                         "norm": ops.gradient_norm}, {feed_images: images})
+                    context = (log_odds, iteration)
+                    for name in ("loss", "objective", "baseline", "norm"):
+                        assert np.isfinite(result[name]), (name, context)
+                    assert all(np.all(np.isfinite(g)) for g in result["gradients"]), context
+                    session.run(ops.train_op, {feed_images: images})
+                    assert session.run(ops.skipped_updates) == 0, context
+
+
+def test_train_op_updates_the_baseline_and_the_signal_statistics():
+    images = np.random.RandomState(4).rand(4, 24, 24).astype(np.float32)
+    with tf.Graph().as_default():
+        feed_images, _, model, ops = nvil_graph(TINY_NVIL, 4)
+        baseline = model.objective.baseline_variables
+        statistics = [v for v in tf.global_variables()
+                      if v.name.startswith("air/nvil_baseline/signal_")]
+        assert baseline and len(statistics) == 3
+        model_variables = {v for _, v in ops.gradients}
+        assert not model_variables & set(baseline), "the baseline learns from its own loss"
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            before = session.run(baseline + statistics)
+            losses = []
+            for _ in range(30):
+                losses.append(session.run([ops.train_op, model.objective.baseline_loss],
+                                          {feed_images: images})[1])
+            after = session.run(baseline + statistics)
+    for old, new in zip(before, after):
+        assert not np.allclose(old, new)
+    assert losses[-1] < losses[0]  # the baseline moves towards the cost
+
+
+def read_metrics(results_dir):
+    import csv
+    with open(os.path.join(results_dir, "metrics.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def test_nvil_trains_resumes_evaluates_and_loads(small_data_dir, tmp_path, capsys):
+    import evaluate
+    import training
+    from air.evaluation.model_folder import LoadedModel
+    results = str(tmp_path / "nvil")
+    flags = ["--data-dir", small_data_dir, "--results-dir", results, "--eval-every", "10",
+             "--save-every", "10", "--seed", "3", "--progress-seconds", "60",
+             "--gradient-variance-draws", "3"]
+    assert training.main(flags + ["--z-pres-estimator", "nvil", "--max-iterations", "20"]) == 0
+    assert training.main(flags + ["--resume", "--max-iterations", "30"]) == 0
+    rows = read_metrics(results)
+    assert [int(r["iteration"]) for r in rows] == [10, 20, 30]
+    for row in rows:  # an NVIL run measures both estimators on its weights
+        assert float(row["z_pres_gradient_variance_nvil"]) >= 0.0
+        assert float(row["z_pres_gradient_variance_concrete"]) >= 0.0
+    with open(os.path.join(results, "model", "config.json")) as f:
+        assert '"z_pres_estimator": "nvil"' in f.read()
+    capsys.readouterr()
+    assert evaluate.main(["--model-dir", os.path.join(results, "model"), "--data",
+                          os.path.join(small_data_dir, "test.tfrecords")]) == 0
+    assert "iteration 30" in capsys.readouterr().out
+    with LoadedModel(os.path.join(results, "model")) as model:
+        assert model.config.z_pres_estimator == "nvil"
+
+
+def test_a_concrete_run_measures_the_relaxation_only(small_results_dir):
+    rows = read_metrics(small_results_dir)
+    assert rows and all(float(r["z_pres_gradient_variance_concrete"]) > 0.0 for r in rows)
+    assert all(r["z_pres_gradient_variance_nvil"] == "" for r in rows)
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--z-pres-estimator", "reinforce"], "z-pres-estimator"),
+    (["--nvil-signal-decay", "0.5"], "nvil_signal_decay"),
+    (["--nvil-baseline-learning-rate", "0.01"], "nvil_baseline_learning_rate"),
+    (["--z-pres-estimator", "nvil", "--nvil-signal-decay", "1.0"], "nvil_signal_decay"),
+])
+def test_bad_estimator_flags_are_one_error_line_and_write_nothing(small_data_dir, tmp_path,
+                                                                 capsys, flags, named):
+    import training
+    results = str(tmp_path / "run")
+    assert training.main(["--data-dir", small_data_dir, "--results-dir", results] + flags) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and named in err[0], err
+    assert not os.path.exists(results)

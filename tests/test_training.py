@@ -4,6 +4,7 @@ interruption by SIGTERM or SIGINT and --resume, refusal to overwrite a run or a 
 """
 import csv
 import glob
+import math
 import os
 import re
 import signal
@@ -67,7 +68,7 @@ def test_results_folder_layout(small_results_dir):
     assert tuple(header) == metrics_log.COLUMNS
     assert [int(r[0]) for r in rows] == [15, 30]
     for row in rows:
-        values = dict(zip(header, map(float, row)))
+        values = dict(zip(header, (float(v) if v else math.nan for v in row)))
         assert values["epoch"] == pytest.approx(values["iteration"] * 64 / 300.0, abs=1e-3)
         assert values["loss"] == pytest.approx(
             values["reconstruction"] + values["kl_z_pres"] + values["kl_z_where"]

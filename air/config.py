@@ -81,7 +81,8 @@ LEGACY_VALUES = {
 # The fields that belong to one z_pres estimator: with another estimator they must keep their
 # defaults, so that a run never records a setting that had no effect.
 ESTIMATOR_FIELDS = {
-    "nvil": ("nvil_baseline_learning_rate", "nvil_baseline_hidden_units", "nvil_signal_decay"),
+    "nvil": ("nvil_baseline_learning_rate", "nvil_baseline_hidden_units", "nvil_signal_decay",
+             "nvil_variance_normalisation"),
 }
 
 
@@ -198,6 +199,10 @@ class AIRConfig:
     nvil_signal_decay: float = _field(
         0.9, "nvil: decay of the running mean and variance that centre and scale the learning "
         "signal (0: this batch's statistics only)")
+    nvil_variance_normalisation: bool = _field(
+        True, "nvil: divide the centred learning signal by max(1, its running std) (NVIL's "
+        "variance normalisation; it also scales the score-function term down against the "
+        "exact KL's gradient on the same log-odds); false: centre it only")
 
     # Likelihood.
     likelihood_epsilon_placement: str = _field(

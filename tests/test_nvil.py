@@ -60,14 +60,18 @@ FakeModel = collections.namedtuple("FakeModel", ["steps", "reconstruction_loss",
                                                  "loss"])
 
 
-@pytest.mark.parametrize("log_odds", [-1.0, 0.3, 2.0])
-def test_score_function_gradient_matches_the_closed_form_of_one_decision(log_odds):
+@pytest.mark.parametrize("log_odds, costs, normalise", [
+    (-1.0, (3.0, 3.5), True), (0.3, (3.0, 3.5), True), (2.0, (3.0, 3.5), True),
+    (0.3, (3.0, 9.0), False), (0.3, (3.0, 9.0), True)])
+def test_score_function_gradient_matches_the_closed_form_of_one_decision(log_odds, costs,
+                                                                         normalise):
     """One step whose cost is f(0) or f(1): the expected surrogate gradient with respect to the
     log-odds a is sigmoid'(a) (f(1) - f(0)), the gradient of E[f] (the baseline and the batch's
-    centring do not depend on z; the signal's spread is below 1, so it is not rescaled)."""
-    batch, costs = 200000, (3.0, 3.5)
+    centring do not depend on z). Variance normalisation divides it by max(1, std of f)."""
+    batch = 200000
     config = AIRConfig(max_steps=1, canvas_height=2, canvas_width=2, z_pres_estimator="nvil",
-                       nvil_signal_decay=0.0, nvil_baseline_hidden_units=3)
+                       nvil_signal_decay=0.0, nvil_baseline_hidden_units=3,
+                       nvil_variance_normalisation=normalise)
     with tf.Graph().as_default():
         tf.set_random_seed(5)
         a = tf.Variable(log_odds)
@@ -86,7 +90,9 @@ def test_score_function_gradient_matches_the_closed_form_of_one_decision(log_odd
             estimates = [session.run(gradient) for _ in range(5)]
     sigmoid = 1.0 / (1.0 + np.exp(-log_odds))
     expected = sigmoid * (1.0 - sigmoid) * (costs[1] - costs[0])
-    assert np.mean(estimates) == pytest.approx(expected, abs=0.01)
+    if normalise:
+        expected /= max(1.0, (costs[1] - costs[0]) * np.sqrt(sigmoid * (1.0 - sigmoid)))
+    assert np.mean(estimates) == pytest.approx(expected, abs=0.01, rel=0.02)
 
 
 def nvil_graph(config, batch):

@@ -99,8 +99,9 @@ class NVIL(ZPresMode):
         new_batches = batches + tf.cast(seen, tf.float32)
         # The averages start at 0: divide by the weight their batches have so far.
         weight = tf.maximum(1.0 - tf.pow(decay, new_batches), 1e-12)
-        centred = ((signal - new_mean / weight)
-                   / tf.maximum(tf.sqrt(new_variance / weight), 1.0))
+        centred = signal - new_mean / weight
+        if config.nvil_variance_normalisation:
+            centred /= tf.maximum(tf.sqrt(new_variance / weight), 1.0)
         updates = (tf.assign(mean, new_mean), tf.assign(variance, new_variance),
                    tf.assign(batches, new_batches))
         return centred, updates

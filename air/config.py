@@ -415,9 +415,13 @@ def overrides_from_args(args):
             raise FlagError("unknown --preset %r (one of %s)"
                             % (given["preset"], ", ".join(PRESETS)))
         given = dict(PRESETS[given["preset"]], **given)
+    owner = {name: estimator for estimator, names in ESTIMATOR_FIELDS.items() for name in names}
     for name, value in sorted(given.items()):
+        # An estimator's own field is checked alone with its estimator; the combination below
+        # says when it was given with another.
+        alone = dict({"z_pres_estimator": owner[name]} if name in owner else {}, **{name: value})
         try:
-            AIRConfig.from_dict({name: value})
+            AIRConfig.from_dict(alone)
         except ValueError as error:
             raise FlagError("--%s: %s" % (name.replace("_", "-"), error))
     try:

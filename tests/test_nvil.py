@@ -191,6 +191,18 @@ def test_a_concrete_run_measures_the_relaxation_only(small_results_dir):
     assert all(r["z_pres_gradient_variance_nvil"] == "" for r in rows)
 
 
+def test_estimator_fields_given_with_their_estimator_are_taken():
+    import training
+    from air import config as air_config
+    args = training.build_parser().parse_args(
+        ["--z-pres-estimator", "nvil", "--nvil-variance-normalisation", "false",
+         "--nvil-baseline-learning-rate", "0.01", "--nvil-signal-decay", "0.5"])
+    config = AIRConfig.from_dict(air_config.overrides_from_args(args))
+    assert (config.z_pres_estimator, config.nvil_variance_normalisation,
+            config.nvil_baseline_learning_rate, config.nvil_signal_decay) == ("nvil", False,
+                                                                              0.01, 0.5)
+
+
 @pytest.mark.parametrize("flags, named", [
     (["--z-pres-estimator", "reinforce"], "z-pres-estimator"),
     (["--nvil-signal-decay", "0.5"], "nvil_signal_decay"),

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from air import cli
+from air import cli, devices
 from air import config as air_config
 from air.training.run_folder import TrainingError
 
@@ -57,6 +57,7 @@ def build_parser():
            ("--patience", positive, 3,
             "evaluations in a row at --stop-at-accuracy before stopping")])
 
+    devices.add_options(run)
     air_config.add_flags(parser)
     return parser
 

@@ -254,6 +254,24 @@ def test_a_full_disk_is_one_error_line_and_loses_nothing_complete(saved_run, sma
     assert metrics_iterations(moved) == [2, 4, 6, 8]
 
 
+def test_a_read_only_results_folder_is_one_error_line(saved_run, small_data_dir, tmp_path,
+                                                      capsys):
+    with small_tmpfs(str(tmp_path / "disk"), 64 * 1024 * 1024) as disk:
+        results = os.path.join(disk, "run")
+        shutil.copytree(saved_run, results)
+        before = {name: open(os.path.join(results, name), "rb").read()
+                  for name in (metrics_log.FILENAME, os.path.join("model", "config.json"))}
+        subprocess.run(["mount", "-o", "remount,ro", disk], check=True)
+        assert training.main(run_flags(small_data_dir, results)
+                             + ["--resume", "--max-iterations", "8"]) == 2
+        line = one_error_line(capsys)
+        assert line.startswith("error: cannot write %s: %s" % (
+            os.path.join(results, "model", "config.json"), os.strerror(errno.EROFS))), line
+        assert "the newest complete checkpoint is %s" % model_file(results, 6, "") in line
+        for name, content in before.items():
+            assert open(os.path.join(results, name), "rb").read() == content
+
+
 def test_a_metrics_row_that_does_not_fit_is_not_written_at_all(tmp_path):
     with small_tmpfs(str(tmp_path / "disk"), 64 * 1024) as disk:
         path = os.path.join(disk, metrics_log.FILENAME)

@@ -70,6 +70,8 @@ def save_atomically(config, path):
     try:
         config.save(temporary)
         os.replace(temporary, path)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)

@@ -57,7 +57,10 @@ def reported(model_dir):
 def write_failure(cause, model_dir):
     """The TrainingError of a failed write ``cause`` ('PATH: CAUSE') during training."""
     for path in partial_save_files(model_dir):
-        os.remove(path)
+        try:
+            os.remove(path)
+        except OSError:
+            pass  # A read-only folder keeps them; --resume removes them later.
     newest = newest_complete_checkpoint(model_dir)[0] if os.path.isdir(model_dir) else None
     return TrainingError(
         "cannot write %s; %s; free space (or fix the folder's permissions), then continue with "

@@ -148,6 +148,9 @@ def _run_jobs(args, jobs, options, trials, report_dir):
             print("sweep: [%d/%d] %s seed %d: %s (exit %s), %.1f h into the sweep"
                   % (len(ended), len(jobs), trial.variant.name, trial.seed, state, code,
                      (time.time() - start) / 3600.0), flush=True)
+            error = sweep.trial_error(trial) if code else None
+            if error:  # The trial's own one line says why (a damaged checkpoint, a full disk).
+                print("sweep:   %s" % error, flush=True)
             write_report(trials, options, report_dir, args.stop_at_accuracy)
 
     if args.progress_seconds:

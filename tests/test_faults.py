@@ -184,6 +184,17 @@ def test_a_sweep_keeps_a_trial_whose_newest_checkpoint_is_gone(saved_run, tmp_pa
     assert command[-1] == "--resume" and os.path.isdir(os.path.join(trial_dir, "model"))
 
 
+def test_a_sweep_repeats_the_error_line_of_a_trial_that_failed(tmp_path):
+    trial = sweep.Trial(sweep.parse_variant("default"), 1, str(tmp_path))
+    assert sweep.trial_error(trial) is None
+    (tmp_path / sweep.LOG_NAME).write_text(
+        "$ training.py\nit 1/8\nerror: --resume: no complete checkpoint in m (model.ckpt-2: "
+        "m/model.ckpt-2.index is empty)\n\n$ training.py --resume\nerror: cannot write m: "
+        "No space left on device; the newest complete checkpoint is m/model.ckpt-4\n")
+    assert sweep.trial_error(trial) == ("error: cannot write m: No space left on device; the "
+                                        "newest complete checkpoint is m/model.ckpt-4")
+
+
 # --- A full disk ----------------------------------------------------------------------------
 
 def pages(size, page=4096):

@@ -189,6 +189,17 @@ def progress_line(trials, options, start_iterations, elapsed):
         format_duration(left / rate if rate > 0 else float("inf"))))
 
 
+def trial_error(trial):
+    """The last ``error:`` line of a trial's training.log (say, a --resume that found no
+    complete checkpoint), or None."""
+    path = os.path.join(trial.directory, LOG_NAME)
+    if not os.path.isfile(path):
+        return None
+    with open(path, errors="replace") as f:
+        errors = [line.strip() for line in f if line.startswith("error: ")]
+    return errors[-1] if errors else None
+
+
 def every(seconds, stop_event, action):
     """Calls ``action()`` every ``seconds`` in a daemon thread until ``stop_event`` is set (a
     daemon: a sweep that ends or is interrupted does not wait for its next call)."""

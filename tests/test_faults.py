@@ -243,7 +243,8 @@ def test_a_full_disk_is_one_error_line_and_loses_nothing_complete(saved_run, sma
         assert line.startswith("error: cannot write %s" % os.path.join(results, "model")), line
         assert "No space left on device" in line
         newest = model_file(results, 4, "")
-        assert "the newest complete checkpoint is %s" % newest in line
+        assert ("the newest complete checkpoint is %s: free space" % newest in line
+                and line.endswith("then continue with --resume")), line
         assert partial_files(results) == []
         for step in (2, 4):
             assert checkpoints.checkpoint_damage(model_file(results, step, "")) is None

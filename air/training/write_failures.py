@@ -62,10 +62,13 @@ def write_failure(cause, model_dir):
         except OSError:
             pass  # A read-only folder keeps them; --resume removes them later.
     newest = newest_complete_checkpoint(model_dir)[0] if os.path.isdir(model_dir) else None
+    if newest is None:
+        return TrainingError(
+            "cannot write %s; no checkpoint was completed: free space (or fix the folder's "
+            "permissions), then delete %s and start again" % (cause, os.path.dirname(model_dir)))
     return TrainingError(
-        "cannot write %s; %s; free space (or fix the folder's permissions), then continue with "
-        "--resume" % (cause, "the newest complete checkpoint is %s" % newest if newest
-                      else "no checkpoint was completed"))
+        "cannot write %s; the newest complete checkpoint is %s: free space (or fix the "
+        "folder's permissions), then continue with --resume" % (cause, newest))
 
 
 class _QuietWriterThread:

@@ -94,19 +94,36 @@ def _config_proto_calls(path):
             and getattr(node.func, "attr", getattr(node.func, "id", None)) == "ConfigProto"]
 
 
+def _sessions_without_config(path):
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call)
+            and getattr(node.func, "attr", None) == "Session"
+            and "config" not in [keyword.arg for keyword in node.keywords]]
+
+
+def project_sources():
+    """The project's own Python files: the scripts and air/ (not the tests, not the copies of
+    the original code)."""
+    paths = [os.path.join(REPO, name) for name in os.listdir(REPO) if name.endswith(".py")]
+    for folder, _, names in os.walk(os.path.join(REPO, "air")):
+        paths += [os.path.join(folder, name) for name in names if name.endswith(".py")]
+    return paths
+
+
 def test_devices_is_the_one_place_sessions_are_configured():
-    """A ConfigProto made elsewhere would take a GPU's memory whole again. The original code's
-    runner patches the original's own ConfigProto and is left out."""
-    found = {}
-    for folder, _, names in os.walk(REPO):
-        if any(part in folder for part in ("tests", "docs", ".git", "__pycache__", "source")):
-            continue
-        for name in names:
-            path = os.path.join(folder, name)
-            if name.endswith(".py") and _config_proto_calls(path):
-                found[os.path.relpath(path, REPO)] = _config_proto_calls(path)
-    assert set(found) == {os.path.join("air", "devices.py"),
-                          os.path.join("air", "experiments", "original_bootstrap.py")}, found
+    """A ConfigProto made elsewhere, or a session without one, would take a GPU's memory whole
+    again. The original code's runner patches the original's own ConfigProto: left out."""
+    made = {os.path.relpath(path, REPO) for path in project_sources()
+            if _config_proto_calls(path)}
+    assert made == {os.path.join("air", "devices.py"),
+                    os.path.join("air", "experiments", "original_bootstrap.py")}, made
+    bare = {os.path.relpath(path, REPO): _sessions_without_config(path)
+            for path in project_sources() if _sessions_without_config(path)}
+    assert bare == {}, bare
+    # The checks find what they look for.
+    assert _config_proto_calls(os.path.join(REPO, "air", "devices.py"))
+    assert _sessions_without_config(os.path.join(REPO, "tests", "conftest.py"))
 
 
 # --- Which GPU each trial of a sweep sees ---------------------------------------------------

@@ -146,7 +146,7 @@ def save_untrained_model(model_dir, config, seed=0):
         tf.set_random_seed(seed)
         build_test_model(config)
         saver = tf.train.Saver(tf.global_variables(scope=SCOPE), save_relative_paths=True)
-        with tf.Session() as session:
+        with tf.Session(config=devices.session_config()) as session:
             session.run(tf.global_variables_initializer())
             return saver.save(session, os.path.join(model_dir, CHECKPOINT_PREFIX), global_step=0)
 

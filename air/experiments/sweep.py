@@ -377,6 +377,11 @@ def run_on_ray(jobs, parallel, stop_event, report, address=None, gpus_per_trial=
         raise SweepError("cannot start or join a Ray cluster%s: %s"
                          % (" at " + address if address else "", first_line(error)))
     try:
+        # A request no node can meet would leave the trials waiting for ever.
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if gpus_per_trial > gpus:
+            raise SweepError("--gpus-per-trial %g: the Ray cluster has %g GPUs" % (
+                gpus_per_trial, gpus))
         remote = ray.remote(**ray_task_options(gpus_per_trial))(run_trial_process)
         running = {remote.remote(command, os.path.join(trial.directory, LOG_NAME)): trial
                    for trial, command in jobs}

@@ -84,12 +84,15 @@ DAMAGES = {
 }
 
 
-@pytest.fixture(params=sorted(DAMAGES))
-def damaged_run(request, saved_run, tmp_path):
+# One of each kind for the resumes, which train (the scripts see every damage).
+RESUMED = ("data cut to half", "empty index", "index names missing files")
+
+
+def damaged_copy(saved_run, tmp_path, damage):
     """A copy of saved_run whose newest checkpoint (6) is damaged: (results, file, problem)."""
     results = str(tmp_path / "run")
     shutil.copytree(saved_run, results)
-    path, problem = DAMAGES[request.param](results)
+    path, problem = DAMAGES[damage](results)
     return results, path, problem
 
 
@@ -100,9 +103,10 @@ def one_error_line(capsys):
     return err[0]
 
 
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
 def test_every_script_that_reads_a_checkpoint_names_the_damaged_file(
-        damaged_run, small_data_dir, tmp_path, capsys, monkeypatch):
-    results, path, problem = damaged_run
+        damage, saved_run, small_data_dir, tmp_path, capsys, monkeypatch):
+    results, path, problem = damaged_copy(saved_run, tmp_path, damage)
     data = os.path.join(small_data_dir, "test.tfrecords")
     monkeypatch.setenv("DISPLAY", ":31999")  # demo.py must fail before it opens a window
     scripts = {
@@ -130,9 +134,11 @@ def metrics_iterations(results):
         os.path.join(results, metrics_log.FILENAME))]
 
 
-def test_resume_passes_over_the_damaged_checkpoint_and_trains_on(damaged_run, small_data_dir,
-                                                                 saved_run, capsys):
-    results, path, problem = damaged_run
+@pytest.mark.parametrize("damage", RESUMED)
+def test_resume_passes_over_the_damaged_checkpoint_and_trains_on(damage, saved_run,
+                                                                 small_data_dir, tmp_path,
+                                                                 capsys):
+    results, path, problem = damaged_copy(saved_run, tmp_path, damage)
     assert training.main(run_flags(small_data_dir, results)
                          + ["--resume", "--max-iterations", "8"]) == 0
     out = capsys.readouterr().out

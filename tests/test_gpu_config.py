@@ -4,7 +4,6 @@ which GPU each of a sweep's trials sees."""
 import argparse
 import ast
 import os
-import subprocess
 import sys
 import time
 
@@ -190,20 +189,13 @@ def test_sweep_refuses_a_negative_gpus_per_trial(capsys):
     assert len(err) == 1 and err[0].startswith("error: ") and "gpus-per-trial" in err[0], err
 
 
-def test_a_gpu_request_the_ray_cluster_cannot_meet_is_one_error_line(small_data_dir, tmp_path):
-    """This machine has no GPU: a local Ray cluster has none to give, and says so at once
-    instead of leaving the trial waiting."""
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "sweep.py"), "--data-dir", small_data_dir,
-         "--output-dir", str(tmp_path / "out"), "--seeds", "1", "--variant", "default",
-         "--max-iterations", "2", "--ray", "--parallel", "1", "--gpus-per-trial", "0.5",
-         "--progress-seconds", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        universal_newlines=True, timeout=600, cwd=REPO)
-    # Ray's own start-up lines (its log, not the sweep's) may come before the error.
-    lines = result.stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert result.returncode == 2 and errors == lines[-1:], lines
-    assert "Traceback" not in result.stderr
-    expected = ("Ray is not installed" if sys.version_info < (3, 9)
-                else "--gpus-per-trial 0.5: the Ray cluster has 0 GPUs")
-    assert expected in errors[0], lines
+def test_a_gpu_request_the_ray_cluster_cannot_meet_is_refused():
+    """Checked against the cluster's resources before any trial is sent (a cluster without
+    GPUs, as here, would leave them waiting)."""
+    with pytest.raises(sweep.SweepError) as refused:
+        sweep.check_gpu_request({"CPU": 2.0}, 0.5)
+    assert str(refused.value) == "--gpus-per-trial 0.5: the Ray cluster has 0 GPUs"
+    with pytest.raises(sweep.SweepError):
+        sweep.check_gpu_request({"CPU": 8.0, "GPU": 1.0}, 2)
+    sweep.check_gpu_request({"CPU": 8.0, "GPU": 1.0}, 0.5)
+    sweep.check_gpu_request({"CPU": 2.0}, 0)

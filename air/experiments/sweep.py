@@ -377,11 +377,7 @@ def run_on_ray(jobs, parallel, stop_event, report, address=None, gpus_per_trial=
         raise SweepError("cannot start or join a Ray cluster%s: %s"
                          % (" at " + address if address else "", first_line(error)))
     try:
-        # A request no node can meet would leave the trials waiting for ever.
-        gpus = ray.cluster_resources().get("GPU", 0)
-        if gpus_per_trial > gpus:
-            raise SweepError("--gpus-per-trial %g: the Ray cluster has %g GPUs" % (
-                gpus_per_trial, gpus))
+        check_gpu_request(ray.cluster_resources(), gpus_per_trial)
         remote = ray.remote(**ray_task_options(gpus_per_trial))(run_trial_process)
         running = {remote.remote(command, os.path.join(trial.directory, LOG_NAME)): trial
                    for trial, command in jobs}
@@ -407,6 +403,15 @@ def ray_task_options(gpus_per_trial):
     """The resources a trial asks of Ray: one CPU, and ``gpus_per_trial`` GPUs (a fraction
     lets trials share one; Ray sets CUDA_VISIBLE_DEVICES in the task to the GPUs it gives)."""
     return {"num_cpus": 1, "num_gpus": gpus_per_trial, "max_retries": 0}
+
+
+def check_gpu_request(resources, gpus_per_trial):
+    """Raises SweepError when a Ray cluster's ``resources`` hold fewer GPUs than one trial
+    asks for: no node could run it, and the trials would wait for ever."""
+    gpus = resources.get("GPU", 0)
+    if gpus_per_trial > gpus:
+        raise SweepError("--gpus-per-trial %g: the Ray cluster has %g GPUs" % (
+            gpus_per_trial, gpus))
 
 
 def require_ray():

@@ -92,6 +92,8 @@ def draw_samples(results_dir, data_arg, count, path, dpi):
     try:
         checkpoint, config_path = checkpoints.find_checkpoint(model_dir)
         config = checkpoints.load_config(config_path)
+    except checkpoints.DamagedCheckpointError:
+        raise  # Not a run without samples to draw: a fault the user must hear of.
     except checkpoints.CheckpointError as error:
         return "samples skipped: %s" % error
     data_path = samples_data_path(results_dir, data_arg)

@@ -108,7 +108,8 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
         # the sampled ELBO and the IWAE bound use the end of the schedule.
         global_step = None if step is None else tf.constant(step, tf.int64)
         evaluator = HeldOutEvaluator(config, data_path, batch_size, global_step, seed=seed)
-        with tf.Session() as session:
+        from air import devices
+        with tf.Session(config=devices.session_config()) as session:
             restore_variables(session, checkpoint)
             try:
                 report = evaluator.report(session, elbo_samples, importance_samples)

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 
-from air import cli
+from air import cli, devices
 from air.experiments import sweep
 from air.experiments.sweep_report import ended_in_report, write_report
 
@@ -49,6 +49,9 @@ def build_parser():
         ("--save-every", cli.integer(minimum=1), 5000, "iterations between checkpoints of a trial"),
         ("--threads", cli.integer(0, 256), 1, "TensorFlow threads per trial (one CPU per trial)"),
         ("--parallel", cli.integer(1, 1024), 2, "trials at a time (CPUs of the local Ray cluster)"),
+        ("--gpus-per-trial", cli.number(0.0), 0.0,
+         "GPUs each Ray trial requests (0.5: two share one); local trials get the visible GPUs "
+         "in turn"),
         ("--progress-seconds", cli.number(minimum=0.0), 600.0,
          "seconds between status lines (trials' last evaluations, speed, time left); 0: none"),
     ])
@@ -145,15 +148,19 @@ def _run_jobs(args, jobs, options, trials, report_dir):
             print("sweep: [%d/%d] %s seed %d: %s (exit %s), %.1f h into the sweep"
                   % (len(ended), len(jobs), trial.variant.name, trial.seed, state, code,
                      (time.time() - start) / 3600.0), flush=True)
+            error = sweep.trial_error(trial) if code else None
+            if error:  # The trial's own one line says why (a damaged checkpoint, a full disk).
+                print("sweep:   %s" % error, flush=True)
             write_report(trials, options, report_dir, args.stop_at_accuracy)
 
     if args.progress_seconds:
         sweep.every(args.progress_seconds, all_ended, progress)
     with sweep.StopOnSignal() as stop:
         if args.ray or args.address:
-            sweep.run_on_ray(jobs, args.parallel, stop.event, report, args.address)
+            sweep.run_on_ray(jobs, args.parallel, stop.event, report, args.address,
+                             args.gpus_per_trial)
         else:
-            sweep.run_local(jobs, args.parallel, stop.event, report)
+            sweep.run_local(jobs, args.parallel, stop.event, report, devices.visible_gpus())
     all_ended.set()
     if stop.signal_name:
         print("sweep: %s received: trials saved their checkpoints; run the same command to "

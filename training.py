@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from air import cli
+from air import cli, devices
 from air import config as air_config
 from air.training.run_folder import TrainingError
 
@@ -61,6 +61,7 @@ def build_parser():
             "held-out evaluation, for its variance per estimator (metrics.csv "
             "z_pres_gradient_variance_*; 0: not measured; at least 2 to measure)", "M")])
 
+    devices.add_options(run)
     air_config.add_flags(parser)
     return parser
 

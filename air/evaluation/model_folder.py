@@ -12,7 +12,9 @@ import shutil
 import numpy as np
 
 from air.training.checkpoints import (CHECKPOINT_PREFIX, CheckpointError, checkpoint_step,
-                             find_checkpoint, load_config, read_config, restore_variables)
+                             find_checkpoint, load_config, model_folder, read_config,
+                             restore_variables)
+from air import devices
 from air.config import CONFIG_FILENAME
 
 # TensorFlow is imported inside the functions that need it; air/training/checkpoints.py reads a model
@@ -76,9 +78,7 @@ class LoadedModel:
                 "scale": steps.scale,
                 "shift": steps.shift,
             }
-        session_config = tf.ConfigProto(intra_op_parallelism_threads=threads,
-                                        inter_op_parallelism_threads=threads)
-        self.session = tf.Session(graph=self.graph, config=session_config)
+        self.session = tf.Session(graph=self.graph, config=devices.session_config(threads))
         # Restored inside the graph: under TF 2 without disable_v2_behavior() the Saver would
         # otherwise take the eager path and reject these graph variables.
         with self.graph.as_default():
@@ -146,7 +146,7 @@ def save_untrained_model(model_dir, config, seed=0):
         tf.set_random_seed(seed)
         build_test_model(config)
         saver = tf.train.Saver(tf.global_variables(scope=SCOPE), save_relative_paths=True)
-        with tf.Session() as session:
+        with tf.Session(config=devices.session_config()) as session:
             session.run(tf.global_variables_initializer())
             return saver.save(session, os.path.join(model_dir, CHECKPOINT_PREFIX), global_step=0)
 
@@ -160,14 +160,16 @@ def export_weights(model_dir, output_dir, checkpoint=None):
     config.json. Returns the new prefix; raises CheckpointError for an unusable model folder.
     """
     import tensorflow.compat.v1 as tf
-    latest, config_path = find_checkpoint(model_dir)
+    # Only the chosen checkpoint is read through: the latest may be damaged when it is not it.
+    chosen = find_checkpoint(checkpoint or model_dir)[0]
+    config_path = os.path.join(model_folder(model_dir), CONFIG_FILENAME)
     config = load_config(config_path)
     with tf.Graph().as_default():
         build_test_model(config)
         global_step = tf.train.get_or_create_global_step()
         variables = tf.trainable_variables() + [global_step]
-        with tf.Session() as session:
-            restore_variables(session, checkpoint or latest, variables)
+        with tf.Session(config=devices.session_config()) as session:
+            restore_variables(session, chosen, variables)
             os.makedirs(output_dir, exist_ok=True)
             saver = tf.train.Saver(variables, save_relative_paths=True)
             exported = saver.save(session, os.path.join(output_dir, CHECKPOINT_PREFIX),

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from air import cli
+from air import cli, devices
 from air.paths import REPO
 from air.visualisation.rendering import (DEFAULT_ZOOM, RECONSTRUCTION_ZOOM, WINDOW_ZOOM, Drawing, drawing_panel,
                            reconstruction_panel, window_panel)
@@ -312,7 +312,7 @@ def _model_worker(kind, records_path, iterations, warmup):
         else:
             placeholder, model = build_test_model(config, batch_size=1)
             fetch = [model.canvas, model.boxes, model.steps.live, model.digit_count]
-        with tf.Session() as session:
+        with tf.Session(config=devices.session_config()) as session:
             session.run(tf.global_variables_initializer())
 
             def run(i):
@@ -387,7 +387,7 @@ def _pipeline_worker(kind, records_path, iterations, warmup):
             test_path = os.path.join(os.path.dirname(records_path), "test.tfrecords")
             evaluator = HeldOutEvaluator(config, test_path, 500, global_step)
             images_per_run = sum(1 for _ in records.iterate_records(test_path))
-        with tf.Session() as session:
+        with tf.Session(config=devices.session_config()) as session:
             session.run(tf.global_variables_initializer())
             if kind == "training":
                 figures = _time_calls(lambda i: session.run(fetches), iterations, warmup)
@@ -455,7 +455,7 @@ def _likelihood_worker(kind, records_path, iterations, warmup):
     images = records.read_records(records_path).images
     with tf.Graph().as_default():
         sampler = likelihood.LogWeightSampler(load_config(config_path))
-        with tf.Session() as session:
+        with tf.Session(config=devices.session_config()) as session:
             restore_variables(session, checkpoint)
             cpu_start, start = time.process_time(), time.perf_counter()
             report = likelihood.iwae_report(sampler.log_weights(session, images, samples))

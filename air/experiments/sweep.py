@@ -19,9 +19,9 @@ import subprocess
 import threading
 import time
 
-from air import paths
+from air import devices, paths
 from air.training import metrics_log
-from air.training.checkpoints import latest_checkpoint
+from air.training.checkpoints import has_checkpoints
 from air.cli import UserError, first_line, format_duration
 from air.config import PRESETS, AIRConfig, config_fields
 
@@ -142,7 +142,8 @@ def read_metrics(directory):
 
 def trial_state(trial, options):
     """'new', 'partial' (has a checkpoint), 'converged' or 'finished' (no more to do)."""
-    if latest_checkpoint(os.path.join(trial.directory, "model")) is None:
+    # Damaged checkpoints count: the trial's --resume passes over them to a complete one.
+    if not has_checkpoints(os.path.join(trial.directory, "model")):
         return "new"
     return state_of_evaluations(read_metrics(trial.directory), options)
 
@@ -186,6 +187,17 @@ def progress_line(trials, options, start_iterations, elapsed):
     return ("sweep: %d of %d ended; %s; %.1f it/s in all; at most %s left" % (
         ended, len(trials), ", ".join(advancing) or "no evaluation yet", rate,
         format_duration(left / rate if rate > 0 else float("inf"))))
+
+
+def trial_error(trial):
+    """The last ``error:`` line of a trial's training.log (say, a --resume that found no
+    complete checkpoint), or None."""
+    path = os.path.join(trial.directory, LOG_NAME)
+    if not os.path.isfile(path):
+        return None
+    with open(path, errors="replace") as f:
+        errors = [line.strip() for line in f if line.startswith("error: ")]
+    return errors[-1] if errors else None
 
 
 def every(seconds, stop_event, action):
@@ -269,17 +281,21 @@ def _process_alive(pid):
     return pid != os.getpid()
 
 
-def run_trial_process(command, log_path, stop_event=None, poll_seconds=0.5):
+def run_trial_process(command, log_path, stop_event=None, poll_seconds=0.5, environment=None):
     """Runs one training command with its output appended to log_path; returns the exit code.
 
     When ``stop_event`` is set (or on KeyboardInterrupt, which is how Ray cancels a task)
     the trial gets SIGTERM, so it saves a checkpoint and exits before this returns.
+    ``environment``: variables set for the trial (its GPU, see devices.trial_environments).
     """
+    environment = environment or {}
     with open(log_path, "a") as log:
-        log.write("\n$ %s\n" % " ".join(command))
+        log.write("\n$ %s\n" % " ".join(["%s=%s" % item for item in sorted(environment.items())]
+                                         + list(command)))
         log.flush()
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+                                   start_new_session=True,
+                                   env=dict(os.environ, **environment) if environment else None)
         try:
             while process.poll() is None:
                 if stop_event is not None and stop_event.is_set():
@@ -313,25 +329,29 @@ class StopOnSignal:
             signal.signal(signum, handler)
 
 
-def run_local(jobs, parallel, stop_event, report):
+def run_local(jobs, parallel, stop_event, report, gpus=()):
     """Runs (trial, command) jobs as local processes, ``parallel`` at a time.
 
     ``report(trial, exit_code)`` is called as each ends. Stops starting new trials once
-    ``stop_event`` is set; the running ones are sent SIGTERM and waited for.
+    ``stop_event`` is set; the running ones are sent SIGTERM and waited for. Each of the
+    ``parallel`` slots trials run in has its GPU of ``gpus`` (devices.trial_environments).
     """
     pending = list(jobs)
     lock = threading.Lock()
 
-    def worker():
+    def worker(environment):
         while not stop_event.is_set():
             with lock:
                 if not pending:
                     return
                 trial, command = pending.pop(0)
-            code = run_trial_process(command, os.path.join(trial.directory, LOG_NAME), stop_event)
+            code = run_trial_process(command, os.path.join(trial.directory, LOG_NAME), stop_event,
+                                     environment=environment)
             report(trial, code)
 
-    threads = [threading.Thread(target=worker) for _ in range(max(1, min(parallel, len(jobs))))]
+    slots = max(1, min(parallel, len(jobs)))
+    threads = [threading.Thread(target=worker, args=(environment,))
+               for environment in devices.trial_environments(slots, list(gpus))]
     for thread in threads:
         thread.start()
     while any(t.is_alive() for t in threads):
@@ -339,10 +359,11 @@ def run_local(jobs, parallel, stop_event, report):
             thread.join(0.2)
 
 
-def run_on_ray(jobs, parallel, stop_event, report, address=None):
-    """Runs the same jobs as Ray tasks of one CPU each (a local cluster of ``parallel`` CPUs,
-    or the existing cluster at ``address``). A trial's log and folder must be reachable from
-    the node that runs it (one machine, or a shared file system)."""
+def run_on_ray(jobs, parallel, stop_event, report, address=None, gpus_per_trial=0.0):
+    """Runs the same jobs as Ray tasks of one CPU and ``gpus_per_trial`` GPUs each (a local
+    cluster of ``parallel`` CPUs, or the existing cluster at ``address``). A trial's log and
+    folder must be reachable from the node that runs it (one machine, or a shared file
+    system)."""
     ray = require_ray()
     # Workers import this module to run a trial: the checkout must be on their path.
     runtime_env = {"env_vars": {"PYTHONPATH": paths.REPO}}
@@ -356,7 +377,8 @@ def run_on_ray(jobs, parallel, stop_event, report, address=None):
         raise SweepError("cannot start or join a Ray cluster%s: %s"
                          % (" at " + address if address else "", first_line(error)))
     try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(run_trial_process)
+        check_gpu_request(ray.cluster_resources(), gpus_per_trial)
+        remote = ray.remote(**ray_task_options(gpus_per_trial))(run_trial_process)
         running = {remote.remote(command, os.path.join(trial.directory, LOG_NAME)): trial
                    for trial, command in jobs}
         cancelled = False
@@ -375,6 +397,21 @@ def run_on_ray(jobs, parallel, stop_event, report, address=None):
                 report(trial, code)
     finally:
         ray.shutdown()
+
+
+def ray_task_options(gpus_per_trial):
+    """The resources a trial asks of Ray: one CPU, and ``gpus_per_trial`` GPUs (a fraction
+    lets trials share one; Ray sets CUDA_VISIBLE_DEVICES in the task to the GPUs it gives)."""
+    return {"num_cpus": 1, "num_gpus": gpus_per_trial, "max_retries": 0}
+
+
+def check_gpu_request(resources, gpus_per_trial):
+    """Raises SweepError when a Ray cluster's ``resources`` hold fewer GPUs than one trial
+    asks for: no node could run it, and the trials would wait for ever."""
+    gpus = resources.get("GPU", 0)
+    if gpus_per_trial > gpus:
+        raise SweepError("--gpus-per-trial %g: the Ray cluster has %g GPUs" % (
+            gpus_per_trial, gpus))
 
 
 def require_ray():

@@ -5,6 +5,7 @@ training.py (writing, stopping and resuming), sweep.py (the state of a trial) an
 curves) all read the file here, so they agree on its columns and on when a run has converged.
 """
 import csv
+import io
 import math
 import os
 
@@ -151,24 +152,41 @@ def resumed_columns(earlier_rows):
 
 class MetricsWriter:
     """Writes a run's metrics.csv: on resume the earlier rows up to the resumed iteration (those
-    past it were written after the last checkpoint and are redone), then one row per call."""
+    past it were written after the last checkpoint and are redone), then one row per call.
+
+    No row is ever half-written, even when the disk fills: the file is rewritten under a
+    temporary name and renamed into place (the earlier rows are never lost), and each later
+    row is appended in one write that, when it fails, is cut off again before the error
+    (an OSError naming the file) is raised.
+    """
 
     def __init__(self, path, resumed_step):
+        self.path = path
         self.earlier_rows = read_rows(path, up_to=resumed_step)
-        self._file = open(path, "w", newline="")
-        self._csv = csv.writer(self._file)
         columns = resumed_columns(self.earlier_rows)
-        self._csv.writerow(columns)
-        self._csv.writerows([row.get(c, "") for c in columns] for row in self.earlier_rows)
         # Columns only an older version wrote (heldout_elbo) stay empty in the new rows.
         self._old_only = [""] * (len(columns) - len(COLUMNS))
-        self._file.flush()
+        text = _csv_text([columns] + [[row.get(c, "") for c in columns]
+                                      for row in self.earlier_rows])
+        temporary = path + ".partial"
+        try:
+            with open(temporary, "w", newline="") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, path)
+        except OSError as error:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise OSError(error.errno, error.strerror, path)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._length = os.fstat(self._fd).st_size
 
     def write(self, step, wall_time, epoch, training_means, skipped_updates, heldout):
         """One row: ``training_means`` in TRAINING_MEANS order, ``heldout`` as
         HeldOutEvaluator.heldout_metrics gives it."""
         by_count = heldout["count_accuracy_by_digits"]
-        self._csv.writerow(
+        self._append(_csv_text([
             [step, "%.1f" % wall_time, "%.3f" % epoch]
             + ["%.4f" % v for v in training_means]
             + [int(skipped_updates), "%.4f" % heldout["count_accuracy"]]
@@ -177,11 +195,31 @@ class MetricsWriter:
                "%.4f" % heldout["undercount"]]
             # Estimators the run did not measure (air/training/gradient_noise.py) stay empty.
             + ["%.6g" % heldout[c] if c in heldout else "" for c in GRADIENT_VARIANCE_COLUMNS]
-            + self._old_only)
-        self._file.flush()
+            + self._old_only]))
+
+    def _append(self, text):
+        data = text.encode("utf-8")
+        try:
+            written = 0
+            while written < len(data):  # os.write may write part of it (a disk filling up)
+                written += os.write(self._fd, data[written:])
+            os.fsync(self._fd)  # Some file systems report a full disk only here.
+        except OSError as error:
+            os.ftruncate(self._fd, self._length)
+            raise OSError(error.errno, error.strerror, self.path)
+        self._length += len(data)
 
     def flush(self):
-        self._file.flush()
+        """Nothing to do: each row is on disk when ``write`` returns."""
 
     def close(self):
-        self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _csv_text(rows):
+    """Rows as the text of CSV lines."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()

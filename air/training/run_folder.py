@@ -11,7 +11,7 @@ import time
 
 from air import config as air_config
 from air.training import metrics_log
-from air.training.checkpoints import latest_checkpoint
+from air.training.checkpoints import has_checkpoints
 from air.cli import UserError
 from air.paths import REPO
 
@@ -29,7 +29,8 @@ def prepare_results(args):
     the config flags of air/config.py's ``add_flags``); returns (config, model_dir, summary_dir)."""
     model_dir = os.path.join(args.results_dir, "model")
     summary_dir = os.path.join(args.results_dir, "summary")
-    has_checkpoint = latest_checkpoint(model_dir) is not None
+    # Damaged checkpoints count: --resume passes over them, a new run must not overwrite them.
+    has_checkpoint = has_checkpoints(model_dir)
     overrides = air_config.overrides_from_args(args)
     AIRConfig = air_config.AIRConfig
     if args.resume:
@@ -57,9 +58,23 @@ def prepare_results(args):
         config = AIRConfig.from_dict(overrides)
     os.makedirs(model_dir, exist_ok=True)
     os.makedirs(summary_dir, exist_ok=True)
-    config.save(os.path.join(model_dir, air_config.CONFIG_FILENAME))
+    save_atomically(config, os.path.join(model_dir, air_config.CONFIG_FILENAME))
     snapshot_source(os.path.join(args.results_dir, "source"))
     return config, model_dir, summary_dir
+
+
+def save_atomically(config, path):
+    """Writes config.json whole or not at all: a full disk must not cut short the config of
+    the checkpoints beside it (a resumed run rewrites it)."""
+    temporary = path + ".partial"
+    try:
+        config.save(temporary)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def snapshot_source(destination):

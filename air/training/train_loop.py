@@ -9,8 +9,8 @@ import os
 import signal
 import time
 
-from air import cli
-from air.training import metrics_log
+from air import cli, devices
+from air.training import metrics_log, write_failures
 from air.training.checkpoints import CHECKPOINT_PREFIX
 from air.data import records
 from air.training.run_folder import TrainingError, prepare_results
@@ -82,7 +82,8 @@ def train(args):
         if not os.path.isfile(path):
             raise TrainingError("missing %s: run `make data` (multi_mnist.py) first" % path)
     height, width = records.image_shape(train_path)
-    config, model_dir, summary_dir = prepare_results(args)
+    with write_failures.reported(os.path.join(args.results_dir, "model")):
+        config, model_dir, summary_dir = prepare_results(args)
     if (height, width) != (config.canvas_height, config.canvas_width):
         raise TrainingError("%s holds %dx%d images but the config expects %dx%d" % (
             train_path, height, width, config.canvas_height, config.canvas_width))
@@ -91,7 +92,7 @@ def train(args):
     iterations_per_epoch = train_images / float(config.batch_size)
     max_iterations = (args.max_iterations if args.max_iterations is not None
                       else int(math.ceil(args.epochs * iterations_per_epoch)))
-    with tf.Graph().as_default():
+    with tf.Graph().as_default(), write_failures.reported(model_dir):
         _run(args, config, model_dir, summary_dir, train_path, test_path, iterations_per_epoch,
              max_iterations)
 
@@ -101,7 +102,7 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
     """Builds the training graph in the current default graph and runs the loop."""
     import numpy as np
     import tensorflow.compat.v1 as tf
-    from air.training.checkpoints import latest_checkpoint
+    from air.training.checkpoints import checkpoint_to_resume
     from air.evaluation.heldout import HeldOutEvaluator
 
     if args.seed is not None:
@@ -115,13 +116,13 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
     saver = tf.train.Saver(max_to_keep=args.keep_checkpoints, save_relative_paths=True)
     # Built last: its ops come after every op of the run's own graph.
     probe = _gradient_noise_probe(args, config, train_path, graph.global_step)
-    session_config = tf.ConfigProto(intra_op_parallelism_threads=args.threads,
-                                    inter_op_parallelism_threads=args.threads)
+    session_config = devices.session_config(
+        args.threads, getattr(args, "gpu_memory_fraction", None), getattr(args, "device", None))
 
+    # The newest checkpoint that reads completely, past any that a failed save left damaged.
+    latest = checkpoint_to_resume(model_dir) if args.resume else None
     stop = StopRequest()
     with tf.Session(config=session_config) as session:
-        # The project's lookup also finds the checkpoints of a folder that was moved.
-        latest = latest_checkpoint(model_dir)
         if args.resume:
             saver.restore(session, latest)
             print("resumed from %s" % latest, flush=True)
@@ -137,11 +138,17 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
                      iterations_per_epoch, max_iterations, probe)
         try:
             ending = loop.run(fetches, summary_ops, evaluator, stop)
-        finally:
             path = loop.save()
-            writer.close()
-            metrics.close()
+        except BaseException as error:
+            # A run stopped by an error saves what it has, unless the error is a failed write:
+            # another save would only fail again, and leave more partial files.
+            if write_failures.describe(error) is None:
+                loop.save()
+            raise
+        finally:
             stop.restore()
+            metrics.close()
+            writer.close()
         _report(ending, path, loop, args, stop.signal_name)
 
 

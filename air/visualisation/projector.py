@@ -135,11 +135,12 @@ def write_pca_plot(path, points, labels):
 def write_checkpoint(output_dir, values):
     """Saves ``values`` [P, D] as the variable ``z_what`` in a checkpoint in ``output_dir``."""
     import tensorflow.compat.v1 as tf
+    from air import devices
     with tf.Graph().as_default():
         variable = tf.Variable(values, name=TENSOR_NAME, dtype=tf.float32)
         # Relative paths in the 'checkpoint' index keep the folder movable.
         saver = tf.train.Saver([variable], save_relative_paths=True)
-        with tf.Session() as session:
+        with tf.Session(config=devices.session_config()) as session:
             session.run(variable.initializer)
             # No meta graph: the projector reads only the variable (and the graph would hold
             # a second copy of the values as the initialiser's constant).

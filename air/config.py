@@ -384,7 +384,3 @@ def overrides_from_args(args):
         raise FlagError(error)
     return given
 
-
-def from_args(args):
-    """The AIRConfig of the flags (``add_flags``): the defaults with the given fields changed."""
-    return AIRConfig.from_dict(overrides_from_args(args))

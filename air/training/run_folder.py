@@ -11,6 +11,7 @@ import time
 
 from air import config as air_config
 from air.training import metrics_log
+from air.training import options as training_options
 from air.training.checkpoints import latest_checkpoint
 from air.cli import UserError
 from air.paths import REPO
@@ -24,13 +25,13 @@ class TrainingError(UserError):
     """A problem the user can fix; printed as one line."""
 
 
-def prepare_results(args):
-    """Checks and creates the results folder ``args.results_dir`` (``args.resume`` to continue,
-    the config flags of air/config.py's ``add_flags``); returns (config, model_dir, summary_dir)."""
+def prepare_results(args, overrides):
+    """Checks and creates the results folder ``args.results_dir`` of TrainingOptions ``args``
+    (``args.resume`` to continue) for the config fields ``overrides`` (name -> value); saves
+    the config and the options beside the checkpoints; returns (config, model_dir, summary_dir)."""
     model_dir = os.path.join(args.results_dir, "model")
     summary_dir = os.path.join(args.results_dir, "summary")
     has_checkpoint = latest_checkpoint(model_dir) is not None
-    overrides = air_config.overrides_from_args(args)
     AIRConfig = air_config.AIRConfig
     if args.resume:
         if not has_checkpoint:
@@ -58,6 +59,7 @@ def prepare_results(args):
     os.makedirs(model_dir, exist_ok=True)
     os.makedirs(summary_dir, exist_ok=True)
     config.save(os.path.join(model_dir, air_config.CONFIG_FILENAME))
+    args.save(os.path.join(model_dir, training_options.FILENAME))
     snapshot_source(os.path.join(args.results_dir, "source"))
     return config, model_dir, summary_dir
 

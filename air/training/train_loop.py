@@ -71,9 +71,11 @@ class StopRequest:
             signal.signal(signum, handler)
 
 
-def train(args):
-    """Trains as training.py's parsed ``args`` say: checks the data, prepares the results
-    folder, then runs the loop in a fresh graph. TrainingError for problems the user can fix."""
+def train(args, config_fields):
+    """Trains as TrainingOptions ``args`` (air/training/options.py) say, with the model config
+    of the fields ``config_fields`` (name -> value; a resumed run checks them against its
+    saved config): checks the data, prepares the results folder, then runs the loop in a
+    fresh graph. TrainingError for problems the user can fix."""
     tf = cli.import_tensorflow()
     train_path = os.path.join(args.data_dir, "train.tfrecords")
     test_path = os.path.join(args.data_dir, "test.tfrecords")
@@ -81,7 +83,7 @@ def train(args):
         if not os.path.isfile(path):
             raise TrainingError("missing %s: run `make data` (multi_mnist.py) first" % path)
     height, width = records.image_shape(train_path)
-    config, model_dir, summary_dir = prepare_results(args)
+    config, model_dir, summary_dir = prepare_results(args, config_fields)
     if (height, width) != (config.canvas_height, config.canvas_width):
         raise TrainingError("%s holds %dx%d images but the config expects %dx%d" % (
             train_path, height, width, config.canvas_height, config.canvas_width))

@@ -146,7 +146,7 @@ def _run_jobs(args, jobs, options, trials, report_dir):
 
     if args.progress_seconds:
         sweep.every(args.progress_seconds, all_ended, progress)
-    with sweep.StopOnSignal() as stop:
+    with cli.StopSignals() as stop:
         if args.ray or args.address:
             sweep.run_on_ray(jobs, args.parallel, stop.event, report, args.address)
         else:

@@ -36,14 +36,8 @@ SCALE_TRANSFORMS = CHOICES["scale_transform"]
 # and training.py) where this project's first graph departed from it. ``--preset original``
 # applies these values; each departure can also be switched on its own.
 # One departure stays out of the preset: the original's transformer grid
-# (``transformer_grid=align_corners``, the same sampling as its code, tested). With it this graph
-# did not learn to reconstruct (2 of 2 seeds: reconstruction loss of the training batches about
-# 1,900 per image, near an empty canvas's, through 12,000 iterations), while after 1,000
-# iterations the original code on the same data (a run outside this repository) was at 443
-# (its test summary) and the preset with this project's grid at 487 (training batches). The
-# likely reason: the original's paste leaves float32 residues outside the window, through which
-# its log(p + 1e-9) likelihood sends large gradients from uncovered ink (tests/test_transformer.py);
-# align_corners here is exactly zero there, and pixel_centres has an exact one-pixel fade.
+# (``transformer_grid=align_corners``, the same sampling as its code, tested), because this
+# graph does not learn to reconstruct with it; docs/history.md gives the runs that show it.
 ORIGINAL_CHOICES = {
     "lstm_input": "image",
     "lstm_kernel_init": "joint",

@@ -305,26 +305,6 @@ def run_trial_process(command, log_path, stop_event=None, poll_seconds=0.5):
     return process.returncode
 
 
-class StopOnSignal:
-    """Sets an event on SIGINT/SIGTERM (and restores the old handlers on exit)."""
-
-    def __init__(self):
-        self.event = threading.Event()
-        self.signal_name = None
-
-    def __enter__(self):
-        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def _handle(self, signum, frame):
-        self.signal_name = signal.Signals(signum).name
-        self.event.set()
-
-    def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
 def run_local(jobs, parallel, stop_event, report):
     """Runs (trial, command) jobs as local processes, ``parallel`` at a time.
 

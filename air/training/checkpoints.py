@@ -12,7 +12,7 @@ air/evaluation/model_folder.py's: building it, saving and exporting its weights.
 """
 import os
 
-from air.cli import UserError
+from air.cli import UserError, first_line
 from air.config import AIRConfig, CONFIG_FILENAME
 
 CHECKPOINT_PREFIX = "model.ckpt"  # A model folder's checkpoints are CHECKPOINT_PREFIX-STEP.
@@ -58,7 +58,7 @@ def load_config(config_path):
     try:
         return AIRConfig.load(config_path)
     except (ValueError, TypeError, IOError) as error:
-        raise CheckpointError("incompatible %s: %s" % (config_path, _first_line(error)))
+        raise CheckpointError("incompatible %s: %s" % (config_path, first_line(error)))
 
 
 def find_checkpoint(path):
@@ -103,7 +103,7 @@ def checkpoint_step(checkpoint):
     try:
         reader = tf.train.load_checkpoint(checkpoint)
     except (tf.errors.OpError, ValueError) as error:
-        raise CheckpointError("cannot read checkpoint %s: %s" % (checkpoint, _first_line(error)))
+        raise CheckpointError("cannot read checkpoint %s: %s" % (checkpoint, first_line(error)))
     if not reader.has_tensor("global_step"):
         return None
     return int(reader.get_tensor("global_step"))
@@ -122,7 +122,7 @@ def restore_variables(session, checkpoint, variables=None):
     try:
         saved = dict(tf.train.list_variables(checkpoint))
     except (tf.errors.OpError, ValueError) as error:
-        raise CheckpointError("cannot read checkpoint %s: %s" % (checkpoint, _first_line(error)))
+        raise CheckpointError("cannot read checkpoint %s: %s" % (checkpoint, first_line(error)))
     for variable in variables:
         name = variable.op.name
         shape = variable.shape.as_list()
@@ -136,10 +136,5 @@ def restore_variables(session, checkpoint, variables=None):
     try:
         tf.train.Saver(var_list=variables).restore(session, checkpoint)
     except (tf.errors.OpError, ValueError) as error:
-        raise CheckpointError("cannot restore %s: %s" % (checkpoint, _first_line(error)))
+        raise CheckpointError("cannot restore %s: %s" % (checkpoint, first_line(error)))
 
-
-def _first_line(error):
-    """Takes an exception to the first line of its message (TensorFlow's can run to pages)."""
-    text = getattr(error, "message", None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__

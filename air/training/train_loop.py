@@ -6,7 +6,6 @@ evaluations, checkpoints and metrics.csv rows, and the stop on a signal or at co
 import collections
 import math
 import os
-import signal
 import time
 
 from air import cli
@@ -53,24 +52,6 @@ def iteration_fetches(graph):
             "accuracy": model.accuracy, "skipped": train_ops.skipped_updates}
 
 
-class StopRequest:
-    """Turns SIGINT/SIGTERM into a flag the loop checks between iterations."""
-
-    def __init__(self):
-        self.signal_name = None
-        self._previous = {}
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
-
-    def _handle(self, signum, frame):
-        self.signal_name = signal.Signals(signum).name
-
-    def restore(self):
-        """Puts back the previous handlers (main() is also called in-process, from tests)."""
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
 def train(args, config_fields):
     """Trains as TrainingOptions ``args`` (air/training/options.py) say, with the model config
     of the fields ``config_fields`` (name -> value; a resumed run checks them against its
@@ -84,9 +65,10 @@ def train(args, config_fields):
             raise TrainingError("missing %s: run `make data` (multi_mnist.py) first" % path)
     height, width = records.image_shape(train_path)
     config, model_dir, summary_dir = prepare_results(args, config_fields)
-    if (height, width) != (config.canvas_height, config.canvas_width):
-        raise TrainingError("%s holds %dx%d images but the config expects %dx%d" % (
-            train_path, height, width, config.canvas_height, config.canvas_width))
+    mismatch = records.shape_mismatch(train_path, (height, width),
+                                      (config.canvas_height, config.canvas_width))
+    if mismatch:
+        raise TrainingError(mismatch)
 
     train_images = sum(1 for _ in records.iterate_records(train_path))
     iterations_per_epoch = train_images / float(config.batch_size)
@@ -117,7 +99,7 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
     session_config = tf.ConfigProto(intra_op_parallelism_threads=args.threads,
                                     inter_op_parallelism_threads=args.threads)
 
-    stop = StopRequest()
+    stop = cli.StopSignals()  # checked between iterations
     with tf.Session(config=session_config) as session:
         # The project's lookup also finds the checkpoints of a folder that was moved.
         latest = latest_checkpoint(model_dir)

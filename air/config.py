@@ -185,52 +185,7 @@ class AIRConfig:
     batch_size: int = _field(64, "images per training iteration", positive=True)
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.type in (Tuple[int, ...],):
-                if isinstance(value, list):
-                    object.__setattr__(self, f.name, tuple(value))
-                    value = tuple(value)
-                if not (isinstance(value, tuple) and value
-                        and all(_is_int(v) and v > 0 for v in value)):
-                    raise ValueError("config field %r must be a non-empty list of positive "
-                                     "integers, got %r" % (f.name, value))
-            elif f.type is str:
-                if not isinstance(value, str):
-                    raise ValueError("config field %r must be a string, got %r" % (f.name, value))
-            elif f.type is bool:
-                if not isinstance(value, bool):
-                    raise ValueError("config field %r must be true or false, got %r" % (f.name, value))
-            elif f.type is int:
-                if not _is_int(value):
-                    raise ValueError("config field %r must be an integer, got %r" % (f.name, value))
-            elif f.type is float:
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ValueError("config field %r must be a number, got %r" % (f.name, value))
-                if not math.isfinite(value):  # NaN would pass every range check below
-                    raise ValueError("config field %r must be finite, got %r" % (f.name, value))
-                object.__setattr__(self, f.name, float(value))
-        for f in dataclasses.fields(self):
-            if f.metadata["positive"] and not getattr(self, f.name) > 0:
-                raise ValueError("config field %r must be positive, got %r"
-                                 % (f.name, getattr(self, f.name)))
-        if self.vae_likelihood_std < 0:
-            raise ValueError("config field 'vae_likelihood_std' must be 0 or more, got %r"
-                             % self.vae_likelihood_std)
-        for name, allowed in CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError("%s must be one of %s, got %r"
-                                 % (name, ", ".join(allowed), getattr(self, name)))
-        if self.preset not in PRESETS:
-            raise ValueError("preset must be one of %s, got %r"
-                             % (", ".join(PRESETS), self.preset))
-        for name in ("likelihood_epsilon", "z_pres_prior_odds_epsilon"):
-            if not 0.0 <= getattr(self, name) < 0.5:
-                raise ValueError("%s must be in [0, 0.5), got %r" % (name, getattr(self, name)))
-        if self.likelihood_epsilon_placement == "inside_log" and self.likelihood_epsilon <= 0:
-            raise ValueError("likelihood_epsilon must be positive with 'inside_log' (log(0))")
-        if not 0.0 < self.stopping_threshold <= 1.0:
-            raise ValueError("stopping_threshold must be in (0, 1], got %r" % self.stopping_threshold)
+        _check_fields(self)
 
     @property
     def z_pres_prior_log_odds_range(self):
@@ -308,6 +263,57 @@ PRESETS = {
                 if f.name in ORIGINAL_CHOICES},
     "original": ORIGINAL_CHOICES,
 }
+
+
+def _check_fields(config):
+    """Raises ValueError naming the first field of ``config`` of a wrong type or out of its
+    range; lists become tuples and integral numbers floats where the field wants them."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.type in (Tuple[int, ...],):
+            if isinstance(value, list):
+                object.__setattr__(config, f.name, tuple(value))
+                value = tuple(value)
+            if not (isinstance(value, tuple) and value
+                    and all(_is_int(v) and v > 0 for v in value)):
+                raise ValueError("config field %r must be a non-empty list of positive "
+                                 "integers, got %r" % (f.name, value))
+        elif f.type is str:
+            if not isinstance(value, str):
+                raise ValueError("config field %r must be a string, got %r" % (f.name, value))
+        elif f.type is bool:
+            if not isinstance(value, bool):
+                raise ValueError("config field %r must be true or false, got %r" % (f.name, value))
+        elif f.type is int:
+            if not _is_int(value):
+                raise ValueError("config field %r must be an integer, got %r" % (f.name, value))
+        elif f.type is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError("config field %r must be a number, got %r" % (f.name, value))
+            if not math.isfinite(value):  # NaN would pass every range check below
+                raise ValueError("config field %r must be finite, got %r" % (f.name, value))
+            object.__setattr__(config, f.name, float(value))
+    for f in dataclasses.fields(config):
+        if f.metadata["positive"] and not getattr(config, f.name) > 0:
+            raise ValueError("config field %r must be positive, got %r"
+                             % (f.name, getattr(config, f.name)))
+    if config.vae_likelihood_std < 0:
+        raise ValueError("config field 'vae_likelihood_std' must be 0 or more, got %r"
+                         % config.vae_likelihood_std)
+    for name, allowed in CHOICES.items():
+        if getattr(config, name) not in allowed:
+            raise ValueError("%s must be one of %s, got %r"
+                             % (name, ", ".join(allowed), getattr(config, name)))
+    if config.preset not in PRESETS:
+        raise ValueError("preset must be one of %s, got %r"
+                         % (", ".join(PRESETS), config.preset))
+    for name in ("likelihood_epsilon", "z_pres_prior_odds_epsilon"):
+        if not 0.0 <= getattr(config, name) < 0.5:
+            raise ValueError("%s must be in [0, 0.5), got %r" % (name, getattr(config, name)))
+    if config.likelihood_epsilon_placement == "inside_log" and config.likelihood_epsilon <= 0:
+        raise ValueError("likelihood_epsilon must be positive with 'inside_log' (log(0))")
+    if not 0.0 < config.stopping_threshold <= 1.0:
+        raise ValueError("stopping_threshold must be in (0, 1], got %r" % config.stopping_threshold)
 
 
 def _is_int(value):

@@ -17,6 +17,11 @@ DEFAULT_RESULTS_MODEL = os.path.join(REPO, "air_results", "model")
 # (the original has a package named air too).
 ORIGINAL_BOOTSTRAP = os.path.join(PACKAGE, "experiments", "original_bootstrap.py")
 
+# The files of the repository a results folder's source/ snapshot copies beside air/.
+SOURCE_FILES = ("training.py", "evaluate.py", "multi_mnist.py", "demo.py", "embeddings.py",
+                "charts.py", "bench.py", "sweep.py", "export_model.py", "requirements.txt",
+                "Makefile", "README.md")
+
 
 def script(name):
     """The path of a top-level script of the repository, e.g. script("training")."""

@@ -14,11 +14,8 @@ from air.training import metrics_log
 from air.training import options as training_options
 from air.training.checkpoints import latest_checkpoint
 from air.cli import UserError
-from air.paths import REPO
+from air.paths import REPO, SOURCE_FILES
 
-SOURCE_FILES = ("training.py", "evaluate.py", "multi_mnist.py", "demo.py", "embeddings.py",
-                "charts.py", "bench.py", "sweep.py", "export_model.py", "requirements.txt",
-                "Makefile", "README.md")
 
 
 class TrainingError(UserError):

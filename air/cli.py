@@ -111,7 +111,7 @@ def number(minimum=None, maximum=None, exclusive_minimum=False):
 
 def _bounded_type(name, convert, minimum, maximum, exclusive_minimum):
     """The argparse type ``name``: ``convert`` (text -> value), then the bounds checked; the
-    bounds stay readable as attributes (tests/test_options.py sweeps the values beyond them)."""
+    bounds stay readable as attributes (tests/test_command_lines.py sweeps the values beyond them)."""
     def parse(text):
         value = convert(text)
         _check_bounds(value, minimum, maximum, exclusive_minimum)

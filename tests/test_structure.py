@@ -290,5 +290,41 @@ def test_the_layout_rules_catch_a_command_line_and_a_path():
         "air.launcher uses __file__ (ask air/paths.py)"]
 
 
+def read_test_files():
+    """{path: source} of every test file (tests/**/test_*.py)."""
+    found = {}
+    for folder, _, files in os.walk(os.path.join(REPO, "tests")):
+        for name in files:
+            if name.startswith("test_") and name.endswith(".py"):
+                with open(os.path.join(folder, name)) as f:
+                    found[os.path.join(folder, name)] = f.read()
+    return found
+
+
+def test_no_test_imports_another_and_test_names_are_unique():
+    """Shared helpers live in conftest.py or tests/support/; two test files of one name would
+    be one module to pytest (the folders have no __init__.py)."""
+    files = read_test_files()
+    names = [os.path.basename(path) for path in files]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    for path, source in files.items():
+        for name in imported_modules_of_source(source, path):
+            last = name.split(".")[-1]
+            assert not (last.startswith("test_") or name.startswith("tests.")), (
+                "%s imports the test module %s" % (os.path.relpath(path, REPO), name))
+
+
+def imported_modules_of_source(source, path):
+    """The module names a test file imports (``from a import b`` gives a and a.b)."""
+    names = set()
+    for node in ast.walk(ast.parse(source, path)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(node.module + "." + alias.name for alias in node.names)
+    return names
+
+
 if __name__ == "__main__":
     sys.exit(os.system("%s -m pytest -q %s" % (sys.executable, __file__)))

@@ -18,9 +18,7 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 
 from air import launcher, paths
 from air.cli import StopSignals, UserError

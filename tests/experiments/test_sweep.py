@@ -13,7 +13,7 @@ import pytest
 from air.experiments import sweep
 from air.config import AIRConfig
 from air.training.options import TrainingOptions
-from tests.conftest import REPO
+from conftest import REPO
 
 # A tiny model, so that a trial is mostly TensorFlow's start-up.
 TINY = ("--rnn-units 16 --vae-latent 4 --vae-recognition-units 16 --vae-generative-units 16 "

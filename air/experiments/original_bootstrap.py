@@ -2,9 +2,12 @@
 
     python air/experiments/original_bootstrap.py --code-dir DIR --results-folder DIR --max-iterations N
                                      [--seed S] [--threads T] [--mask-transformer-residues]
+                                     [--quiet --cli-module PATH_OF_OUR_AIR_CLI]
 
 Run as a script, never imported by the rest of this package: the original code has a package
-named ``air`` too, so this file must not import ours (and takes its own folder off sys.path).
+named ``air`` too, so this file must not import ours (and takes its own folder off sys.path);
+the one module of ours it uses, air/cli.py for a quiet start-up, it loads by the path
+air/experiments/original_code.py gives it.
 Only what surrounds the original's graph changes (each change is made by replacing a
 TensorFlow attribute before its training.py runs):
 

@@ -103,13 +103,12 @@ def draw_samples(results_dir, data_arg, count, path, dpi):
     try:
         data = records.read_records(data_path)
     except (tf.errors.OpError, ValueError, IOError) as error:
-        raise cli.UserError("cannot read %s: %s" % (data_path, str(error).strip().splitlines()[0]))
+        raise cli.UserError("cannot read %s: %s" % (data_path, cli.first_line(error)))
     if len(data.images) == 0:
         return "samples skipped: %s holds no images" % data_path
-    if data.images.shape[1:] != (config.canvas_height, config.canvas_width):
-        message = "%s holds %dx%d images but the model expects %dx%d" % (
-            data_path, data.images.shape[1], data.images.shape[2], config.canvas_height,
-            config.canvas_width)
+    message = records.shape_mismatch(data_path, data.images.shape[1:],
+                                     (config.canvas_height, config.canvas_width))
+    if message:
         if data_arg is not None:
             raise cli.UserError(message)
         return "samples skipped: " + message

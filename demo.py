@@ -65,9 +65,9 @@ def load_sample(path, index, height, width):
         raise cli.UserError("--sample: cannot read %s: %s" % (path, error))
     if not 0 <= index < len(images):
         raise cli.UserError("--sample %d: %s holds images 0 to %d" % (index, path, len(images) - 1))
-    if images.shape[1:] != (height, width):
-        raise cli.UserError("%s holds %dx%d images but the model expects %dx%d"
-                            % ((path,) + images.shape[1:] + (height, width)))
+    mismatch = records.shape_mismatch(path, images.shape[1:], (height, width))
+    if mismatch:
+        raise cli.UserError(mismatch)
     return images[index]
 
 
@@ -113,8 +113,7 @@ def run(args):
         model.predict(np.zeros(model.canvas_shape, np.float32))
         app = DemoApp(root, model, args, initial)
         # Ctrl-C and SIGTERM close the window cleanly (the refresh timer lets Python see them).
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *unused: root.quit())
+        cli.StopSignals(on_signal=lambda signum: root.quit())
         signal.signal(signal.SIGUSR1, lambda *unused: setattr(app, "screenshot_requested", True))
         if args.log:
             print("ready: %s, drawing area at x=%d y=%d width=%d height=%d, window at x=%d y=%d"

@@ -70,9 +70,9 @@ def run(args):
         raise cli.UserError("%s holds no images" % args.data)
     model = model_folder.LoadedModel(args.model_dir)
     config = model.config
-    if data.images.shape[1:] != model.canvas_shape:
-        raise cli.UserError("%s holds %dx%d images but the model expects %dx%d" % (
-            (args.data,) + data.images.shape[1:] + model.canvas_shape))
+    mismatch = records.shape_mismatch(args.data, data.images.shape[1:], model.canvas_shape)
+    if mismatch:
+        raise cli.UserError(mismatch)
     with model:
         result = model.predict_batches(data.images[:count], args.batch_size)
 

@@ -18,9 +18,8 @@ import sys
 
 from air import cli
 
-# Samples per image of the ELBO: its Monte Carlo standard error on the default 1,000 held-out
-# images is then about 0.3-0.4 nats for model/ (the log weights are heavy-tailed: a rare early
-# stop on a two-digit image costs thousands of nats).
+# Samples per image of the ELBO: enough for a standard error well under a nat on the default
+# held-out set, although the log weights are heavy-tailed (docs/history.md has the figures).
 DEFAULT_ELBO_SAMPLES = 200
 
 
@@ -98,14 +97,16 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
         height, width = records.image_shape(data_path)
     except (tf.errors.OpError, ValueError, IOError) as error:
         raise cli.UserError("%s is not a readable record file: %s" % (
-            data_path, str(error).strip().splitlines()[0] if str(error).strip() else error))
-    if (height, width) != (config.canvas_height, config.canvas_width):
-        raise cli.UserError("%s holds %dx%d images but the model expects %dx%d (%s)" % (
-            data_path, height, width, config.canvas_height, config.canvas_width, config_path))
+            data_path, cli.first_line(error)))
+    mismatch = records.shape_mismatch(data_path, (height, width),
+                                      (config.canvas_height, config.canvas_width))
+    if mismatch:
+        raise cli.UserError("%s (%s)" % (mismatch, config_path))
 
     with tf.Graph().as_default():
-        # The plug-in ELBO keeps the z_pres prior of the checkpoint's iteration, as it always had;
-        # the sampled ELBO and the IWAE bound use the end of the schedule.
+        # The plug-in ELBO uses the z_pres prior of the checkpoint's iteration (the figure
+        # training.py reported for it); the sampled ELBO and the IWAE bound use the end of the
+        # schedule.
         global_step = None if step is None else tf.constant(step, tf.int64)
         evaluator = HeldOutEvaluator(config, data_path, batch_size, global_step, seed=seed)
         from air import devices
@@ -114,8 +115,7 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
             try:
                 report = evaluator.report(session, elbo_samples, importance_samples)
             except tf.errors.OpError as error:
-                raise cli.UserError("cannot read %s: %s" % (
-                    data_path, error.message.strip().splitlines()[0]))
+                raise cli.UserError("cannot read %s: %s" % (data_path, cli.first_line(error)))
             except ValueError as error:  # An empty file.
                 raise cli.UserError(error)
     return report, checkpoint, step

@@ -25,6 +25,13 @@ import time
 from air import cli, devices
 from air.experiments import sweep
 from air.experiments.sweep_report import ended_in_report, write_report
+from air.training import options as training_options
+
+# The training options every trial shares, as sweep.py flags: shorter runs than training.py's
+# defaults, one thread each (trials run side by side), a target accuracy to stop at.
+TRIAL_DEFAULTS = {"data_dir": "multi_mnist_data/", "max_iterations": 45000,
+                  "stop_at_accuracy": 0.98, "patience": 3, "eval_every": 1000,
+                  "save_every": 5000, "threads": 1}
 
 
 def build_parser():
@@ -36,18 +43,8 @@ def build_parser():
                         help="a preset (default, original) with optional config changes; "
                              "repeatable (default: default and original)")
     parser.add_argument("--output-dir", default="runs/sweep", help="one folder per trial in here")
-    parser.add_argument("--data-dir", default="multi_mnist_data/",
-                        help="train.tfrecords and test.tfrecords (multi_mnist.py)")
+    training_options.add_flags(parser, names=TRIAL_DEFAULTS, defaults=TRIAL_DEFAULTS)
     cli.add_numeric_options(parser, [
-        ("--max-iterations", cli.integer(minimum=1), 45000,
-         "a trial that has not converged ends here"),
-        ("--stop-at-accuracy", cli.number(0.0, 1.0, exclusive_minimum=True), 0.98,
-         "a trial converges when held-out count accuracy stays >= this ..."),
-        ("--patience", cli.integer(minimum=1), 3, "... at this many evaluations"),
-        ("--eval-every", cli.integer(minimum=1), 1000,
-         "iterations between held-out evaluations of a trial"),
-        ("--save-every", cli.integer(minimum=1), 5000, "iterations between checkpoints of a trial"),
-        ("--threads", cli.integer(0, 256), 1, "TensorFlow threads per trial (one CPU per trial)"),
         ("--parallel", cli.integer(1, 1024), 2, "trials at a time (CPUs of the local Ray cluster)"),
         ("--gpus-per-trial", cli.number(0.0), 0.0,
          "GPUs each Ray trial requests (0.5: two share one); local trials get the visible GPUs "
@@ -95,11 +92,10 @@ def validate(args):
 def run(args):
     variants = [sweep.parse_variant(v) for v in (args.variant or ["default", "original"])]
     trials = sweep.make_trials(variants, sweep.parse_seeds(args.seeds), args.output_dir)
-    options = sweep.TrialOptions(
-        data_dir=args.data_dir, max_iterations=args.max_iterations,
-        stop_at_accuracy=args.stop_at_accuracy, patience=args.patience,
-        eval_every=args.eval_every, save_every=args.save_every, threads=args.threads,
-        extra_args=args.training_args.split())
+    option_changes, config_changes = sweep.parse_training_args(args.training_args)
+    # Not from_args: --progress-seconds is the sweep's status line here, not the trials'.
+    options = training_options.TrainingOptions(
+        **{name: getattr(args, name) for name in TRIAL_DEFAULTS}).replace(**option_changes)
     validate(args)
     os.makedirs(args.output_dir, exist_ok=True)
     report_dir = args.report_dir or args.output_dir
@@ -110,7 +106,8 @@ def run(args):
         elsewhere = ended_in_report(trials, options, report_dir)
         trials = [t for t in trials if t not in elsewhere]
         with sweep.SweepLock(args.output_dir):
-            jobs = [(t, c) for t, c in ((t, sweep.prepare_trial(t, options, args.python))
+            jobs = [(t, c) for t, c in ((t, sweep.prepare_trial(t, options, args.python,
+                                                                  config_changes))
                                         for t in trials) if c is not None]
             print("sweep: %d trials, %d to run, %d already ended%s"
                   % (total, len(jobs), total - len(jobs),
@@ -155,7 +152,7 @@ def _run_jobs(args, jobs, options, trials, report_dir):
 
     if args.progress_seconds:
         sweep.every(args.progress_seconds, all_ended, progress)
-    with sweep.StopOnSignal() as stop:
+    with cli.StopSignals() as stop:
         if args.ray or args.address:
             sweep.run_on_ray(jobs, args.parallel, stop.event, report, args.address,
                              args.gpus_per_trial)

@@ -20,7 +20,9 @@ import importlib.util
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import warnings
 
 USAGE_ERROR = 2     # exit status of a bad option or input (argparse's own convention)
@@ -34,9 +36,40 @@ class UserError(Exception):
 
 
 def first_line(error):
-    """Takes an exception to the first line of its message (TensorFlow's can run to pages)."""
-    text = str(error).strip()
+    """Takes an exception to the first line of its message (TensorFlow's can run to pages; an
+    OpError's ``message`` is the message without the op's traceback)."""
+    text = (getattr(error, "message", None) or str(error)).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+class StopSignals:
+    """SIGINT and SIGTERM turned into a request to stop, from construction to ``restore`` (or
+    through a with block): each records its name in ``signal_name``, sets ``event`` (for other
+    threads) and calls ``on_signal(signum)`` if given. ``restore`` puts the previous handlers
+    back, since a script's main also runs in-process (from tests)."""
+
+    def __init__(self, on_signal=None):
+        self.signal_name = None
+        self.event = threading.Event()
+        self._on_signal = on_signal
+        self._previous = {signum: signal.signal(signum, self._handle)
+                          for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handle(self, signum, frame):
+        self.signal_name = signal.Signals(signum).name
+        self.event.set()
+        if self._on_signal is not None:
+            self._on_signal(signum)
+
+    def restore(self):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.restore()
 
 
 def format_duration(seconds):
@@ -78,7 +111,7 @@ def number(minimum=None, maximum=None, exclusive_minimum=False):
 
 def _bounded_type(name, convert, minimum, maximum, exclusive_minimum):
     """The argparse type ``name``: ``convert`` (text -> value), then the bounds checked; the
-    bounds stay readable as attributes (tests/test_options.py sweeps the values beyond them)."""
+    bounds stay readable as attributes (tests/test_command_lines.py sweeps the values beyond them)."""
     def parse(text):
         value = convert(text)
         _check_bounds(value, minimum, maximum, exclusive_minimum)

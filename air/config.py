@@ -37,14 +37,8 @@ SCALE_TRANSFORMS = CHOICES["scale_transform"]
 # and training.py) where this project's first graph departed from it. ``--preset original``
 # applies these values; each departure can also be switched on its own.
 # One departure stays out of the preset: the original's transformer grid
-# (``transformer_grid=align_corners``, the same sampling as its code, tested). With it this graph
-# did not learn to reconstruct (2 of 2 seeds: reconstruction loss of the training batches about
-# 1,900 per image, near an empty canvas's, through 12,000 iterations), while after 1,000
-# iterations the original code on the same data (a run outside this repository) was at 443
-# (its test summary) and the preset with this project's grid at 487 (training batches). The
-# likely reason: the original's paste leaves float32 residues outside the window, through which
-# its log(p + 1e-9) likelihood sends large gradients from uncovered ink (tests/test_transformer.py);
-# align_corners here is exactly zero there, and pixel_centres has an exact one-pixel fade.
+# (``transformer_grid=align_corners``, the same sampling as its code, tested), because this
+# graph does not learn to reconstruct with it; docs/history.md gives the runs that show it.
 ORIGINAL_CHOICES = {
     "lstm_input": "image",
     "lstm_kernel_init": "joint",
@@ -218,60 +212,8 @@ class AIRConfig:
     batch_size: int = _field(64, "images per training iteration", positive=True)
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.type in (Tuple[int, ...],):
-                if isinstance(value, list):
-                    object.__setattr__(self, f.name, tuple(value))
-                    value = tuple(value)
-                if not (isinstance(value, tuple) and value
-                        and all(_is_int(v) and v > 0 for v in value)):
-                    raise ValueError("config field %r must be a non-empty list of positive "
-                                     "integers, got %r" % (f.name, value))
-            elif f.type is str:
-                if not isinstance(value, str):
-                    raise ValueError("config field %r must be a string, got %r" % (f.name, value))
-            elif f.type is bool:
-                if not isinstance(value, bool):
-                    raise ValueError("config field %r must be true or false, got %r" % (f.name, value))
-            elif f.type is int:
-                if not _is_int(value):
-                    raise ValueError("config field %r must be an integer, got %r" % (f.name, value))
-            elif f.type is float:
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ValueError("config field %r must be a number, got %r" % (f.name, value))
-                if not math.isfinite(value):  # NaN would pass every range check below
-                    raise ValueError("config field %r must be finite, got %r" % (f.name, value))
-                object.__setattr__(self, f.name, float(value))
-        for f in dataclasses.fields(self):
-            if f.metadata["positive"] and not getattr(self, f.name) > 0:
-                raise ValueError("config field %r must be positive, got %r"
-                                 % (f.name, getattr(self, f.name)))
-        if self.vae_likelihood_std < 0:
-            raise ValueError("config field 'vae_likelihood_std' must be 0 or more, got %r"
-                             % self.vae_likelihood_std)
-        for name, allowed in CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError("%s must be one of %s, got %r"
-                                 % (name, ", ".join(allowed), getattr(self, name)))
-        if self.preset not in PRESETS:
-            raise ValueError("preset must be one of %s, got %r"
-                             % (", ".join(PRESETS), self.preset))
-        for name in ("likelihood_epsilon", "z_pres_prior_odds_epsilon"):
-            if not 0.0 <= getattr(self, name) < 0.5:
-                raise ValueError("%s must be in [0, 0.5), got %r" % (name, getattr(self, name)))
-        if self.likelihood_epsilon_placement == "inside_log" and self.likelihood_epsilon <= 0:
-            raise ValueError("likelihood_epsilon must be positive with 'inside_log' (log(0))")
-        if not 0.0 <= self.nvil_signal_decay < 1.0:
-            raise ValueError("nvil_signal_decay must be in [0, 1), got %r" % self.nvil_signal_decay)
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        for estimator, names in ESTIMATOR_FIELDS.items():
-            for name in names:
-                if self.z_pres_estimator != estimator and getattr(self, name) != defaults[name]:
-                    raise ValueError("%s belongs to z_pres_estimator=%s; with %r it has no "
-                                     "effect" % (name, estimator, self.z_pres_estimator))
-        if not 0.0 < self.stopping_threshold <= 1.0:
-            raise ValueError("stopping_threshold must be in (0, 1], got %r" % self.stopping_threshold)
+        _check_fields(self)
+        _check_estimator_fields(self)
 
     @property
     def z_pres_prior_log_odds_range(self):
@@ -299,13 +241,6 @@ class AIRConfig:
     def replace(self, **changes):
         """A copy with some fields changed (unknown names are a ValueError)."""
         return AIRConfig.from_dict(dict(self.to_dict(), **changes))
-
-    def with_estimator(self, name):
-        """This config trained with another z_pres estimator, whose own fields (ESTIMATOR_FIELDS)
-        are at their defaults."""
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        fields = [field for names in ESTIMATOR_FIELDS.values() for field in names]
-        return self.replace(z_pres_estimator=name, **{f: defaults[f] for f in fields})
 
     def to_dict(self):
         return {f.name: (list(v) if isinstance(v, tuple) else v)
@@ -356,6 +291,78 @@ PRESETS = {
                 if f.name in ORIGINAL_CHOICES},
     "original": ORIGINAL_CHOICES,
 }
+
+
+def _check_fields(config):
+    """Raises ValueError naming the first field of ``config`` of a wrong type or out of its
+    range; lists become tuples and integral numbers floats where the field wants them."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.type in (Tuple[int, ...],):
+            if isinstance(value, list):
+                object.__setattr__(config, f.name, tuple(value))
+                value = tuple(value)
+            if not (isinstance(value, tuple) and value
+                    and all(_is_int(v) and v > 0 for v in value)):
+                raise ValueError("config field %r must be a non-empty list of positive "
+                                 "integers, got %r" % (f.name, value))
+        elif f.type is str:
+            if not isinstance(value, str):
+                raise ValueError("config field %r must be a string, got %r" % (f.name, value))
+        elif f.type is bool:
+            if not isinstance(value, bool):
+                raise ValueError("config field %r must be true or false, got %r" % (f.name, value))
+        elif f.type is int:
+            if not _is_int(value):
+                raise ValueError("config field %r must be an integer, got %r" % (f.name, value))
+        elif f.type is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError("config field %r must be a number, got %r" % (f.name, value))
+            if not math.isfinite(value):  # NaN would pass every range check below
+                raise ValueError("config field %r must be finite, got %r" % (f.name, value))
+            object.__setattr__(config, f.name, float(value))
+    for f in dataclasses.fields(config):
+        if f.metadata["positive"] and not getattr(config, f.name) > 0:
+            raise ValueError("config field %r must be positive, got %r"
+                             % (f.name, getattr(config, f.name)))
+    if config.vae_likelihood_std < 0:
+        raise ValueError("config field 'vae_likelihood_std' must be 0 or more, got %r"
+                         % config.vae_likelihood_std)
+    for name, allowed in CHOICES.items():
+        if getattr(config, name) not in allowed:
+            raise ValueError("%s must be one of %s, got %r"
+                             % (name, ", ".join(allowed), getattr(config, name)))
+    if config.preset not in PRESETS:
+        raise ValueError("preset must be one of %s, got %r"
+                         % (", ".join(PRESETS), config.preset))
+    for name in ("likelihood_epsilon", "z_pres_prior_odds_epsilon"):
+        if not 0.0 <= getattr(config, name) < 0.5:
+            raise ValueError("%s must be in [0, 0.5), got %r" % (name, getattr(config, name)))
+    if config.likelihood_epsilon_placement == "inside_log" and config.likelihood_epsilon <= 0:
+        raise ValueError("likelihood_epsilon must be positive with 'inside_log' (log(0))")
+    if not 0.0 < config.stopping_threshold <= 1.0:
+        raise ValueError("stopping_threshold must be in (0, 1], got %r" % config.stopping_threshold)
+
+
+def _check_estimator_fields(config):
+    """Raises ValueError for a z_pres estimator's own field out of its range, or given (not at
+    its default) with another estimator."""
+    if not 0.0 <= config.nvil_signal_decay < 1.0:
+        raise ValueError("nvil_signal_decay must be in [0, 1), got %r" % config.nvil_signal_decay)
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    for estimator, names in ESTIMATOR_FIELDS.items():
+        for name in names:
+            if config.z_pres_estimator != estimator and getattr(config, name) != defaults[name]:
+                raise ValueError("%s belongs to z_pres_estimator=%s; with %r it has no "
+                                 "effect" % (name, estimator, config.z_pres_estimator))
+
+
+def with_estimator(config, name):
+    """``config`` trained with the z_pres estimator ``name``, every estimator's own fields
+    (ESTIMATOR_FIELDS) at their defaults."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    fields = [field for names in ESTIMATOR_FIELDS.values() for field in names]
+    return config.replace(z_pres_estimator=name, **{f: defaults[f] for f in fields})
 
 
 def _is_int(value):
@@ -430,7 +437,3 @@ def overrides_from_args(args):
         raise FlagError(error)
     return given
 
-
-def from_args(args):
-    """The AIRConfig of the flags (``add_flags``): the defaults with the given fields changed."""
-    return AIRConfig.from_dict(overrides_from_args(args))

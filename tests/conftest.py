@@ -40,6 +40,29 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = "skipped in CI (AIR_CI is set), which counts as a failure: %s" % reason
 
 
+# training.py flags of a small model, so that a test's runs spend their time in start-up, not in
+# training.
+TINY = ["--rnn-units", "16", "--vae-latent", "4", "--vae-recognition-units", "16",
+        "--vae-generative-units", "16", "--z-where-hidden-units", "8",
+        "--z-pres-hidden-units", "8", "--batch-size", "8"]
+
+
+def latest_step(results_dir):
+    """The global step of the newest checkpoint of a results folder."""
+    from air.training import checkpoints
+    checkpoint, _ = checkpoints.find_checkpoint(os.path.join(results_dir, "model"))
+    return checkpoints.checkpoint_step(checkpoint)
+
+
+def closed_port_url():
+    """A URL on 127.0.0.1 where nothing listens (connections are refused at once)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return "http://127.0.0.1:%d/" % port
+
+
 def other_python():
     """The other stack's interpreter (AIR_OTHER_PYTHON); skips, or fails in CI, without it."""
     path = os.environ.get("AIR_OTHER_PYTHON") or ""

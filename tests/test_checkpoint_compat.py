@@ -2,7 +2,7 @@
 
 With the environment variable AIR_OTHER_PYTHON naming the interpreter of the other
 TensorFlow stack, ``test_checkpoint_restores_across_stacks`` saves with this interpreter and
-checks with the other one, then the other way round (tests/checkpoint_roundtrip.py). Without
+checks with the other one, then the other way round (tests/support/checkpoint_roundtrip.py). Without
 it that test is skipped and says so, or fails in CI (conftest.require); the in-process round
 trip always runs.
 """
@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-import checkpoint_roundtrip
+from support import checkpoint_roundtrip
 from conftest import other_python
 
 SCRIPT = os.path.abspath(checkpoint_roundtrip.__file__)

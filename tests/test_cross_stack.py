@@ -14,8 +14,7 @@ import tensorflow.compat.v1 as tf
 
 import multi_mnist
 import training
-from conftest import REPO, other_python
-from test_training import TINY, latest_step
+from conftest import REPO, TINY, latest_step, other_python
 
 SUBPROCESS_TIMEOUT = 900  # seconds: TensorFlow's start-up alone can take a minute under load
 ADAM_BETA2 = 0.999

@@ -20,8 +20,7 @@ import embeddings
 import evaluate
 import export_model
 import training
-from conftest import REPO, require
-from test_training import TINY, latest_step
+from conftest import REPO, TINY, latest_step, require
 from air.experiments import sweep
 from air.training import checkpoints, metrics_log, write_failures
 

@@ -12,8 +12,7 @@ import tensorflow.compat.v1 as tf
 
 import sweep as sweep_script
 import training
-from conftest import REPO
-from test_training import TINY
+from conftest import REPO, TINY
 from air import devices
 from air.evaluation.model_folder import LoadedModel
 from air.experiments import sweep

@@ -38,7 +38,7 @@ def default_heldout(mnist_dir, tmp_path_factory):
 
 
 # The deterministic figures of evaluation.json (test mode: z_pres rounded, posterior means).
-# Its sampled ELBO and IWAE keys are checked below and in tests/test_likelihood.py.
+# Its sampled ELBO and IWAE keys are checked below and in tests/evaluation/test_likelihood.py.
 COUNT_AND_BOX_KEYS = ("images", "count_accuracy", "count_accuracy_by_digits", "confusion",
                       "mean_iou", "box_recall_iou50")
 

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from air.cli import first_line
 from air.data import generator as gen
 
 TRAIN_FILE = "train.tfrecords"
@@ -33,7 +34,7 @@ def load_background(path, max_intensity, height, width):
                 values = np.asarray(image.convert("L"), np.float32) / np.float32(255)
     except Exception as e:  # Any unreadable file is a usage error, reported in one line.
         raise gen.GenerationError("--background: cannot read %s (%s)"
-                                  % (path, str(e).splitlines()[0]))
+                                  % (path, first_line(e)))
     if values.shape[0] < height or values.shape[1] < width:
         raise gen.GenerationError("--background: %s is %dx%d, smaller than the %dx%d canvas"
                                   % (path, values.shape[0], values.shape[1], height, width))

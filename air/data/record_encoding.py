@@ -4,7 +4,7 @@ The writing half of the record format of air/data/records.py (which re-exports
 ``encode_example`` and ``FEATURES``), kept free of TensorFlow so that the generator's worker
 processes serialise records without loading it; the parent process only writes bytes. The
 output is byte-identical to ``tf.train.Example(...).SerializeToString(deterministic=True)``
-(features sorted by name), which tests/test_records.py checks against TensorFlow's own encoder.
+(features sorted by name), which tests/data/test_records.py checks against TensorFlow's own encoder.
 
 Protocol-buffer layout used (field number, wire type 2 = length-delimited):
   Example  { Features features = 1; }

@@ -116,6 +116,15 @@ def image_shape(path):
     return DEFAULT_HEIGHT, DEFAULT_WIDTH
 
 
+def shape_mismatch(path, shape, expected):
+    """The message for a record file of (height, width) images ``shape`` when the model
+    expects ``expected`` (height, width), or None when they agree."""
+    if tuple(shape) == tuple(expected):
+        return None
+    return "%s holds %dx%d images but the model expects %dx%d" % (
+        (path,) + tuple(shape) + tuple(expected))
+
+
 def read_records(path):
     """Reads a whole record file into numpy arrays; see ``Records`` for the fields and shapes."""
     decoded = [decode_example(s) for s in iterate_records(path)]

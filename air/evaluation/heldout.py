@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from air.evaluation import likelihood
+from air.evaluation.model_folder import test_mode_outputs
 from air.model.air_model import AIRModel
 from air.data import pipeline, records
 
@@ -41,16 +42,10 @@ class HeldOutEvaluator:
         self.model = AIRModel(batch["image"], config, training=False, true_counts=batch["digits"],
                               global_step=global_step, scope=scope)
         self.sampler = likelihood.LogWeightSampler(config, seed=seed, scope=scope)
-        self._fetches = {
-            "images": batch["image"],
-            "true_counts": batch["digits"],
-            "digit_count": self.model.digit_count,
-            "negative_elbo": self.model.negative_elbo,
-            "boxes": self.model.boxes,
-            "live": self.model.steps.live,
-            "true_positions": batch["positions"],
-            "true_boxes": batch["boxes"],
-        }
+        self._fetches = dict(
+            test_mode_outputs(self.model, ("digit_count", "negative_elbo", "boxes", "live")),
+            images=batch["image"], true_counts=batch["digits"],
+            true_positions=batch["positions"], true_boxes=batch["boxes"])
 
     def predict(self, session):
         """Runs over the whole file; returns per-image numpy arrays (see ``_fetches``).

@@ -37,6 +37,38 @@ def build_test_model(config, global_step=None, batch_size=None, name=None):
     return images, AIRModel(images, config, training=False, global_step=global_step, scope=SCOPE)
 
 
+# The outputs of a test-mode model by name (see LoadedModel.predict for their shapes): what
+# the demo, the embeddings and the held-out evaluation read.
+TEST_MODE_OUTPUTS = ("digit_count", "z_pres", "z_pres_probability", "boxes", "live", "windows",
+                     "reconstructions", "canvas", "negative_elbo", "z_what_mean", "scale",
+                     "shift")
+
+
+def test_mode_outputs(model, names=TEST_MODE_OUTPUTS):
+    """The tensors of the ``names`` outputs (TEST_MODE_OUTPUTS) of a test-mode AIRModel, as a
+    dict in that order; an output that needs an op of its own gets it only when named."""
+    import tensorflow.compat.v1 as tf
+    steps = model.steps
+    tensors = {
+        "digit_count": lambda: model.digit_count,
+        "z_pres": lambda: steps.z_pres,
+        "z_pres_probability": lambda: tf.sigmoid(steps.z_pres_log_odds),
+        "boxes": lambda: model.boxes,
+        "live": lambda: steps.live,
+        "windows": lambda: steps.window,
+        "reconstructions": lambda: steps.reconstruction,
+        "canvas": lambda: model.canvas,
+        "negative_elbo": lambda: model.negative_elbo,
+        "z_what_mean": lambda: steps.z_what_mean,
+        "scale": lambda: steps.scale,
+        "shift": lambda: steps.shift,
+    }
+    unknown = sorted(set(names) - set(tensors))
+    if unknown:
+        raise ValueError("unknown test-mode output(s): %s" % ", ".join(unknown))
+    return {name: tensors[name]() for name in TEST_MODE_OUTPUTS if name in names}
+
+
 class LoadedModel:
     """A test-mode AIRModel restored from a model folder, in its own graph and session.
 
@@ -63,21 +95,7 @@ class LoadedModel:
             step = None if self.step is None else tf.constant(self.step, tf.int64)
             self.images, self.model = build_test_model(config, step, name="images")
             variables = tf.global_variables(scope=SCOPE)
-            steps = self.model.steps
-            self._fetches = {
-                "digit_count": self.model.digit_count,
-                "z_pres": steps.z_pres,
-                "z_pres_probability": tf.sigmoid(steps.z_pres_log_odds),
-                "boxes": self.model.boxes,
-                "live": steps.live,
-                "windows": steps.window,
-                "reconstructions": steps.reconstruction,
-                "canvas": self.model.canvas,
-                "negative_elbo": self.model.negative_elbo,
-                "z_what_mean": steps.z_what_mean,
-                "scale": steps.scale,
-                "shift": steps.shift,
-            }
+            self._fetches = test_mode_outputs(self.model)
         self.session = tf.Session(graph=self.graph, config=devices.session_config(threads))
         # Restored inside the graph: under TF 2 without disable_v2_behavior() the Saver would
         # otherwise take the eager path and reject these graph variables.

@@ -22,14 +22,14 @@ import sys
 import tempfile
 import time
 
-from air import cli, devices
-from air.paths import REPO
+from air import cli, devices, launcher, paths
+from air.training.options import TrainingOptions
 from air.visualisation.rendering import (DEFAULT_ZOOM, RECONSTRUCTION_ZOOM, WINDOW_ZOOM, Drawing, drawing_panel,
                            reconstruction_panel, window_panel)
 
 
-# training.py's default --heldout-elbo-samples and the K of the `iwae` benchmark.
-HELDOUT_ELBO_SAMPLES = 4
+# The samples per image of training.py's held-out ELBO, and the K of the `iwae` benchmark.
+HELDOUT_ELBO_SAMPLES = TrainingOptions().heldout_elbo_samples
 IWAE_SAMPLES = 100
 
 Metric = collections.namedtuple("Metric", ["name", "value", "unit"])
@@ -66,11 +66,11 @@ def bench_multi_mnist(args):
         mnist.load(mnist_dir)  # Verify (or download) first: the timing covers generation only.
     except mnist.MnistError as e:
         raise BenchmarkError(str(e))
-    flags = ["--images-per-digit", "100", "--test-set-size", "30"] if args.quick else []
+    sizes = {"images_per_digit": 100, "test_set_size": 30} if args.quick else {}
     output = tempfile.mkdtemp(prefix="bench-multi-mnist-")
     try:
-        command = [sys.executable, os.path.join(REPO, "multi_mnist.py"), "--mnist-dir", mnist_dir,
-                   "--output-dir", output] + flags
+        command = launcher.script_command("multi_mnist", mnist_dir=mnist_dir, output_dir=output,
+                                          **sizes)
         cpu = _child_cpu_seconds()
         start = time.time()
         result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -96,7 +96,7 @@ def bench_multi_mnist(args):
                            "(same graph, same cost)")
 def bench_demo_latency(args):
     repeats = 20 if args.quick else 200
-    rows = benchmark_latency(os.path.join(REPO, "air_results", "model"), repeats)
+    rows = benchmark_latency(paths.DEFAULT_RESULTS_MODEL, repeats)
     return [Metric(name, value, unit) for name, value, unit in rows]
 
 
@@ -182,13 +182,13 @@ def benchmark_latency(model_dir=None, repeats=200):
 def _records_path(args, workdir, name, images_per_digit, test_set_size, generated):
     """multi_mnist_data/``name`` if present, else that file of a set generated into ``workdir``
     with these sizes (``generated`` describes it). Returns (path, description)."""
-    path = os.path.join(REPO, "multi_mnist_data", name)
+    path = os.path.join(paths.DEFAULT_DATA, name)
     if os.path.isfile(path):
         return path, "multi_mnist_data/" + name
     result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "multi_mnist.py"), "--mnist-dir", args.mnist_dir,
-         "--output-dir", workdir, "--images-per-digit", str(images_per_digit),
-         "--test-set-size", str(test_set_size), "--workers", "1", "--quiet"],
+        launcher.script_command("multi_mnist", mnist_dir=args.mnist_dir, output_dir=workdir,
+                                images_per_digit=images_per_digit, test_set_size=test_set_size,
+                                workers=1, quiet=True),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     if result.returncode != 0:
         lines = result.stderr.strip().splitlines() or ["no output"]
@@ -217,10 +217,10 @@ def _run_model_worker(args, kind, iterations, warmup, worker="_model_worker",
     workdir = tempfile.mkdtemp(prefix="bench-model-")
     try:
         path, source = images_path(args, workdir)
-        code = ("import sys; sys.path.insert(0, %r); from air.experiments import benchmarks; "
-                "benchmarks.%s(%r, %r, %d, %d)" % (REPO, worker, kind, path, iterations, warmup))
-        result = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, universal_newlines=True)
+        command = launcher.module_command(__name__, arguments=[
+            worker, kind, path, str(iterations), str(warmup)])
+        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                universal_newlines=True, env=launcher.module_environment())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     lines = result.stdout.strip().splitlines()
@@ -393,7 +393,7 @@ def _pipeline_worker(kind, records_path, iterations, warmup):
                 figures = _time_calls(lambda i: session.run(fetches), iterations, warmup)
             else:
                 from air.training.checkpoints import find_checkpoint, restore_variables
-                restore_variables(session, find_checkpoint(os.path.join(REPO, "model"))[0],
+                restore_variables(session, find_checkpoint(paths.SHIPPED_MODEL)[0],
                                   tf.global_variables(scope="air"))
                 # In turn, so that a change of the machine's load hits both alike.
                 figures, with_elbo = _time_in_turn(
@@ -451,7 +451,7 @@ def _likelihood_worker(kind, records_path, iterations, warmup):
 
     load_start = os.getloadavg()[0]
     samples = 5 if kind == "quick" else IWAE_SAMPLES
-    checkpoint, config_path = find_checkpoint(os.path.join(REPO, "model"))
+    checkpoint, config_path = find_checkpoint(paths.SHIPPED_MODEL)
     images = records.read_records(records_path).images
     with tf.Graph().as_default():
         sampler = likelihood.LogWeightSampler(load_config(config_path))
@@ -494,12 +494,14 @@ def _trial_rates(data_dir, results_root, threads, count, skip, measure):
     for i in range(count):
         name = "threads-%d-of-%d-trial-%d" % (threads, count, i)
         log_path = os.path.join(results_root, name + ".log")
-        command = [sys.executable, os.path.join(REPO, "training.py"), "--data-dir", data_dir,
-                   "--results-dir", os.path.join(results_root, name),
-                   "--seed", str(i + 1), "--threads", str(threads), "--progress-seconds", "0",
-                   "--max-iterations", str(skip + measure), "--eval-every", "1000000",
-                   "--save-every", "1000000", "--scalars-every", "0", "--variables-every", "0",
-                   "--images-every", "0", "--gradients-every", "0"]
+        options = TrainingOptions(
+            data_dir=data_dir, results_dir=os.path.join(results_root, name), seed=i + 1,
+            threads=threads, progress_seconds=0.0, max_iterations=skip + measure,
+            eval_every=1000000, save_every=1000000, scalars_every=0, variables_every=0,
+            images_every=0, gradients_every=0)
+        options_path = os.path.join(results_root, name + ".json")
+        options.save(options_path)
+        command = launcher.training_command(options_path)
         logs.append(log_path)
         with open(log_path, "w") as log:
             processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
@@ -590,3 +592,27 @@ def format_table(results):
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+# --- The model workers' entry point: python -m air.experiments.benchmarks WORKER ... ---------
+
+WORKERS = {"_model_worker": _model_worker, "_pipeline_worker": _pipeline_worker,
+           "_likelihood_worker": _likelihood_worker}
+
+
+def worker_main(argv=None):
+    """Runs one model worker in this fresh process (``_run_model_worker`` starts it)."""
+    import argparse
+    parser = argparse.ArgumentParser(description="A model worker of bench.py.")
+    parser.add_argument("worker", choices=sorted(WORKERS))
+    parser.add_argument("kind")
+    parser.add_argument("records_path")
+    parser.add_argument("iterations", type=cli.integer(minimum=1))
+    parser.add_argument("warmup", type=cli.integer(minimum=0))
+    args = parser.parse_args(argv)
+    WORKERS[args.worker](args.kind, args.records_path, args.iterations, args.warmup)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())

@@ -2,9 +2,12 @@
 
     python air/experiments/original_bootstrap.py --code-dir DIR --results-folder DIR --max-iterations N
                                      [--seed S] [--threads T] [--mask-transformer-residues]
+                                     [--quiet --cli-module PATH_OF_OUR_AIR_CLI]
 
 Run as a script, never imported by the rest of this package: the original code has a package
-named ``air`` too, so this file must not import ours (and takes its own folder off sys.path).
+named ``air`` too, so this file must not import ours (and takes its own folder off sys.path);
+the one module of ours it uses, air/cli.py for a quiet start-up, it loads by the path
+air/experiments/original_code.py gives it.
 Only what surrounds the original's graph changes (each change is made by replacing a
 TensorFlow attribute before its training.py runs):
 
@@ -46,7 +49,9 @@ def parse_args(argv=None):
     parser.add_argument("--progress-seconds", type=float, default=60.0)
     parser.add_argument("--mask-transformer-residues", action="store_true")
     parser.add_argument("--quiet", action="store_true",
-                        help="TensorFlow's start-up lines and warnings off (air/cli.py)")
+                        help="TensorFlow's start-up lines and warnings off (--cli-module)")
+    parser.add_argument("--cli-module", default=None,
+                        help="the path of our air/cli.py, loaded by path for --quiet")
     return parser.parse_args(argv)
 
 
@@ -184,10 +189,10 @@ def install(tf, options, limit):
     return writers
 
 
-def _load_our_module(name, here):
-    """Loads air/<name>.py of this repository under another name (``air`` is the original's)."""
+def _load_module_file(path):
+    """Loads a module of ours by path under another name (``air`` is the original's)."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location("_ours_" + name, os.path.join(here, name + ".py"))
+    spec = importlib.util.spec_from_file_location("_ours_cli", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -195,6 +200,9 @@ def _load_our_module(name, here):
 
 def main(argv=None):
     options = parse_args(argv)
+    # Run by path, Python put this file's folder first on sys.path (before the original's own
+    # code): it comes off, so the original's imports find only the original's modules. The
+    # folder of this script is all that is looked up here, never the repository's layout.
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     code_dir = os.path.abspath(options.code_dir)
@@ -202,8 +210,8 @@ def main(argv=None):
     sys.path.insert(0, code_dir)
     os.chdir(code_dir)
 
-    if options.quiet:
-        _load_our_module("cli", os.path.dirname(here)).quiet_tensorflow()
+    if options.quiet and options.cli_module:
+        _load_module_file(options.cli_module).quiet_tensorflow()
     import tensorflow as tf
     limit = TrainingStepLimit(tf, options.max_iterations, options.progress_seconds)
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -18,12 +18,10 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 
-from air import paths
-from air.cli import UserError
+from air import launcher, paths
+from air.cli import StopSignals, UserError
 
 # Files the original's training.py needs (the check that a folder is a clone of it).
 REQUIRED_FILES = ("training.py", "multi_mnist.py", "air/__init__.py", "air/air_model.py",
@@ -138,16 +136,14 @@ def prepare(original_dir, data_dir, results_dir, overwrite=False):
 def child_command(code_dir, results_dir, max_iterations, seed=1, threads=1,
                   mask_transformer_residues=False, progress_seconds=60.0, quiet=True,
                   python=None):
-    """The command line of air/experiments/original_bootstrap.py for one run."""
-    command = [python or sys.executable, BOOTSTRAP, "--code-dir", os.path.abspath(code_dir),
-               "--results-folder", os.path.abspath(os.path.join(results_dir, "original")),
-               "--max-iterations", str(max_iterations), "--seed", str(seed),
-               "--threads", str(threads), "--progress-seconds", str(progress_seconds)]
-    if mask_transformer_residues:
-        command.append("--mask-transformer-residues")
-    if quiet:
-        command.append("--quiet")
-    return command
+    """The command line of air/experiments/original_bootstrap.py for one run; it is given our
+    package's folder for air/cli.py's quiet start-up (it cannot import our ``air``)."""
+    return launcher.file_command(
+        BOOTSTRAP, python, code_dir=os.path.abspath(code_dir),
+        results_folder=os.path.abspath(os.path.join(results_dir, "original")),
+        max_iterations=max_iterations, seed=seed, threads=threads,
+        progress_seconds=progress_seconds, mask_transformer_residues=mask_transformer_residues,
+        quiet=quiet, cli_module=paths.CLI_MODULE if quiet else None)
 
 
 def run_child(command, log_path, quiet=True):
@@ -161,13 +157,8 @@ def run_child(command, log_path, quiet=True):
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, stdout=log, env=environment,
                                    start_new_session=True)
-        forward = lambda signum, frame: process.send_signal(signum)
-        previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with StopSignals(on_signal=process.send_signal):
             return process.wait()
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
 
 
 def read_summaries(summary_dir):

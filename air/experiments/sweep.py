@@ -10,6 +10,7 @@ continue from their last checkpoint.
 Trials run either as local processes (``run_local``) or as Ray tasks (``run_on_ray``): the
 same command line, log file and stop handling either way; only the launch differs.
 """
+import argparse
 import collections
 import os
 import re
@@ -19,28 +20,24 @@ import subprocess
 import threading
 import time
 
-from air import devices, paths
+from air import devices, launcher, paths
 from air.training import metrics_log
+from air.training import options as training_options
 from air.training.checkpoints import has_checkpoints
 from air.cli import UserError, first_line, format_duration
-from air.config import PRESETS, AIRConfig, config_fields
+from air.config import (PRESETS, AIRConfig, FlagError, config_fields, overrides_from_args,
+                        add_flags as add_config_flags)
 
 LOG_NAME = "training.log"
 
 Variant = collections.namedtuple("Variant", ["name", "preset", "changes"])
 Trial = collections.namedtuple("Trial", ["variant", "seed", "directory"])
 
-# What the sweep asks of every trial (training.py flags; see TrialOptions).
-TrialOptions = collections.namedtuple("TrialOptions", [
-    "data_dir",           # folder with train.tfrecords and test.tfrecords
-    "max_iterations",     # a trial that reaches this many iterations is finished
-    "stop_at_accuracy",   # ... or one whose held-out accuracy stayed >= this
-    "patience",           # ... at this many evaluations in a row
-    "eval_every",         # iterations between held-out evaluations
-    "save_every",         # iterations between checkpoints
-    "threads",            # TensorFlow threads of each trial
-    "extra_args",         # further training.py arguments, as a list
-])
+# The files a trial is launched with, in its folder: its TrainingOptions and its model config.
+OPTIONS_NAME = "trial_options.json"
+CONFIG_NAME = "trial_config.json"
+# The training options that are the sweep's to set per trial, never the user's.
+PER_TRIAL_OPTIONS = ("results_dir", "resume", "seed")
 
 
 class SweepError(UserError):
@@ -209,32 +206,45 @@ def every(seconds, stop_event, action):
     threading.Thread(target=loop, daemon=True).start()
 
 
-def training_command(trial, options, python, resume):
-    """The training.py command line of a trial (absolute paths: Ray workers run elsewhere)."""
-    command = [python, paths.script("training"),
-               "--results-dir", os.path.abspath(trial.directory),
-               "--data-dir", os.path.abspath(options.data_dir),
-               "--seed", str(trial.seed),
-               "--max-iterations", str(options.max_iterations),
-               "--eval-every", str(options.eval_every),
-               "--save-every", str(options.save_every),
-               "--threads", str(options.threads),
-               "--patience", str(options.patience),
-               "--preset", trial.variant.preset]
-    if options.stop_at_accuracy is not None:
-        command += ["--stop-at-accuracy", str(options.stop_at_accuracy)]
-    for name, value in trial.variant.changes:
-        flag = "--" + name.replace("_", "-")
-        command += [flag] + (list(map(str, value)) if isinstance(value, tuple)
-                             else [_format_value(value)])
-    command += list(options.extra_args)
-    if resume:
-        command.append("--resume")
-    return command
+def parse_training_args(text):
+    """Takes sweep.py's --training-args (training.py flags, as one string) to the changes they
+    make: (training options: name -> value, model config fields: name -> value)."""
+    parser = argparse.ArgumentParser(prog="--training-args", add_help=False)
+    parser.error = _raise_training_args_error
+    training_options.add_flags(parser)
+    add_config_flags(parser)
+    args = parser.parse_args(text.split())
+    changes = training_options.given(args)
+    per_trial = sorted(set(changes) & set(PER_TRIAL_OPTIONS))
+    if per_trial:
+        raise SweepError("--training-args: %s set by the sweep for each trial" % ", ".join(
+            "--" + name.replace("_", "-") for name in per_trial))
+    try:
+        return changes, overrides_from_args(args)
+    except FlagError as error:
+        raise SweepError("--training-args: %s" % error)
 
 
-def prepare_trial(trial, options, python):
-    """The command that continues a trial, or None when it has nothing left to do.
+def _raise_training_args_error(message):
+    raise SweepError("--training-args: %s" % message)
+
+
+def launch_files(trial, options, config_changes, resume):
+    """Writes the options file and the config file that launch a trial into its folder
+    (absolute paths: Ray workers run elsewhere); returns (options path, config path)."""
+    trial_options = options.replace(
+        results_dir=os.path.abspath(trial.directory), data_dir=os.path.abspath(options.data_dir),
+        seed=trial.seed, resume=resume)
+    options_path = os.path.join(trial.directory, OPTIONS_NAME)
+    config_path = os.path.join(trial.directory, CONFIG_NAME)
+    trial_options.save(options_path)
+    variant_config(trial.variant).replace(**dict(config_changes or {})).save(config_path)
+    return options_path, config_path
+
+
+def prepare_trial(trial, options, python, config_changes=None):
+    """The command that continues a trial, or None when it has nothing left to do: training.py
+    on the trial's launch files (``launch_files``; ``config_changes`` on the variant's config).
 
     A folder without a checkpoint is a trial that died before its first save: it is
     started again from scratch (the folder is the sweep's own).
@@ -245,7 +255,9 @@ def prepare_trial(trial, options, python):
     if state == "new" and os.path.exists(trial.directory):
         shutil.rmtree(trial.directory)
     os.makedirs(trial.directory, exist_ok=True)
-    return training_command(trial, options, python, resume=(state == "partial"))
+    options_path, config_path = launch_files(trial, options, config_changes,
+                                             resume=(state == "partial"))
+    return launcher.training_command(options_path, config_path, python)
 
 
 class SweepLock:
@@ -307,26 +319,6 @@ def run_trial_process(command, log_path, stop_event=None, poll_seconds=0.5, envi
             process.wait()
             raise
     return process.returncode
-
-
-class StopOnSignal:
-    """Sets an event on SIGINT/SIGTERM (and restores the old handlers on exit)."""
-
-    def __init__(self):
-        self.event = threading.Event()
-        self.signal_name = None
-
-    def __enter__(self):
-        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def _handle(self, signum, frame):
-        self.signal_name = signal.Signals(signum).name
-        self.event.set()
-
-    def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 def run_local(jobs, parallel, stop_event, report, gpus=()):
@@ -444,9 +436,4 @@ def check_reachable(address, timeout=5.0):
 
 def python_runs(python):
     """True if ``python`` starts and can import TensorFlow (the interpreter for training.py)."""
-    try:
-        return subprocess.run([python, "-c", "import tensorflow"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=300).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
+    return launcher.can_import(python, "tensorflow")

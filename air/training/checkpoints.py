@@ -14,7 +14,7 @@ import glob
 import os
 import re
 
-from air.cli import UserError
+from air.cli import UserError, first_line
 from air.config import AIRConfig, CONFIG_FILENAME
 
 CHECKPOINT_PREFIX = "model.ckpt"  # A model folder's checkpoints are CHECKPOINT_PREFIX-STEP.
@@ -64,7 +64,7 @@ def load_config(config_path):
     try:
         return AIRConfig.load(config_path)
     except (ValueError, TypeError, IOError) as error:
-        raise CheckpointError("incompatible %s: %s" % (config_path, _first_line(error)))
+        raise CheckpointError("incompatible %s: %s" % (config_path, first_line(error)))
 
 
 def find_checkpoint(path):
@@ -125,7 +125,7 @@ def checkpoint_step(checkpoint):
         problem = checkpoint_damage(checkpoint)
         if problem:
             raise DamagedCheckpointError("checkpoint %s is damaged: %s" % (checkpoint, problem))
-        raise CheckpointError("cannot read checkpoint %s: %s" % (checkpoint, _first_line(error)))
+        raise CheckpointError("cannot read checkpoint %s: %s" % (checkpoint, first_line(error)))
 
 
 # --- Damaged checkpoints -----------------------------------------------------------------
@@ -146,14 +146,14 @@ def checkpoint_damage(prefix):
     try:
         reader = tf.train.NewCheckpointReader(prefix)
     except Exception as error:  # TensorFlow's error types differ between 1.x and 2.x.
-        return "%s cannot be read (%s)" % (_missing_data_file(prefix) or index, _first_line(error))
+        return "%s cannot be read (%s)" % (_missing_data_file(prefix) or index, first_line(error))
     for name in sorted(reader.get_variable_to_shape_map()):
         try:
             reader.get_tensor(name)
         except Exception as error:  # 1.15: OutOfRangeError; 2.x: IndexError.
             data = _missing_data_file(prefix) or ", ".join(_data_files(prefix)) or index
             return "%s is cut short or damaged (%s, reading %s)" % (
-                data, _first_line(error), name)
+                data, first_line(error), name)
     return None
 
 
@@ -287,7 +287,7 @@ def restore_variables(session, checkpoint, variables=None):
     try:
         saved = dict(tf.train.list_variables(checkpoint))
     except (tf.errors.OpError, ValueError) as error:
-        raise CheckpointError("cannot read checkpoint %s: %s" % (checkpoint, _first_line(error)))
+        raise CheckpointError("cannot read checkpoint %s: %s" % (checkpoint, first_line(error)))
     for variable in variables:
         name = variable.op.name
         shape = variable.shape.as_list()
@@ -301,10 +301,4 @@ def restore_variables(session, checkpoint, variables=None):
     try:
         tf.train.Saver(var_list=variables).restore(session, checkpoint)
     except (tf.errors.OpError, ValueError) as error:
-        raise CheckpointError("cannot restore %s: %s" % (checkpoint, _first_line(error)))
-
-
-def _first_line(error):
-    """Takes an exception to the first line of its message (TensorFlow's can run to pages)."""
-    text = getattr(error, "message", None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+        raise CheckpointError("cannot restore %s: %s" % (checkpoint, first_line(error)))

@@ -30,6 +30,7 @@ class GradientNoiseProbe:
 
     def __init__(self, config, images, global_step, draws):
         import tensorflow.compat.v1 as tf
+        from air.config import with_estimator
         from air.model.air_model import AIRModel
         self.images = np.asarray(images, np.float32)
         self.draws = draws
@@ -38,7 +39,7 @@ class GradientNoiseProbe:
         variables_before = set(tf.global_variables())
         self.gradients = {}
         for estimator in measurable_estimators(config):
-            model = AIRModel(self._placeholder, config.with_estimator(estimator)
+            model = AIRModel(self._placeholder, with_estimator(config, estimator)
                              if estimator != config.z_pres_estimator else config,
                              training=True, global_step=global_step)
             variables = [v for v in tf.trainable_variables()

@@ -11,27 +11,25 @@ import time
 
 from air import config as air_config
 from air.training import metrics_log
+from air.training import options as training_options
 from air.training.checkpoints import has_checkpoints
 from air.cli import UserError
-from air.paths import REPO
+from air.paths import REPO, SOURCE_FILES
 
-SOURCE_FILES = ("training.py", "evaluate.py", "multi_mnist.py", "demo.py", "embeddings.py",
-                "charts.py", "bench.py", "sweep.py", "export_model.py", "requirements.txt",
-                "Makefile", "README.md")
 
 
 class TrainingError(UserError):
     """A problem the user can fix; printed as one line."""
 
 
-def prepare_results(args):
-    """Checks and creates the results folder ``args.results_dir`` (``args.resume`` to continue,
-    the config flags of air/config.py's ``add_flags``); returns (config, model_dir, summary_dir)."""
+def prepare_results(args, overrides):
+    """Checks and creates the results folder ``args.results_dir`` of TrainingOptions ``args``
+    (``args.resume`` to continue) for the config fields ``overrides`` (name -> value); saves
+    the config and the options beside the checkpoints; returns (config, model_dir, summary_dir)."""
     model_dir = os.path.join(args.results_dir, "model")
     summary_dir = os.path.join(args.results_dir, "summary")
     # Damaged checkpoints count: --resume passes over them, a new run must not overwrite them.
     has_checkpoint = has_checkpoints(model_dir)
-    overrides = air_config.overrides_from_args(args)
     AIRConfig = air_config.AIRConfig
     if args.resume:
         if not has_checkpoint:
@@ -59,16 +57,18 @@ def prepare_results(args):
     os.makedirs(model_dir, exist_ok=True)
     os.makedirs(summary_dir, exist_ok=True)
     save_atomically(config, os.path.join(model_dir, air_config.CONFIG_FILENAME))
+    save_atomically(args, os.path.join(model_dir, training_options.FILENAME))
     snapshot_source(os.path.join(args.results_dir, "source"))
     return config, model_dir, summary_dir
 
 
-def save_atomically(config, path):
-    """Writes config.json whole or not at all: a full disk must not cut short the config of
-    the checkpoints beside it (a resumed run rewrites it)."""
+def save_atomically(saved, path):
+    """Writes ``saved`` (a config or the training options: anything with ``save(path)``) whole
+    or not at all: a full disk must not cut short the files beside the checkpoints (a resumed
+    run rewrites them)."""
     temporary = path + ".partial"
     try:
-        config.save(temporary)
+        saved.save(temporary)
         os.replace(temporary, path)
     except OSError as error:
         raise OSError(error.errno, error.strerror, path)

@@ -6,7 +6,6 @@ evaluations, checkpoints and metrics.csv rows, and the stop on a signal or at co
 import collections
 import math
 import os
-import signal
 import time
 
 from air import cli, devices
@@ -54,27 +53,11 @@ def iteration_fetches(graph):
             "accuracy": model.accuracy, "skipped": train_ops.skipped_updates}
 
 
-class StopRequest:
-    """Turns SIGINT/SIGTERM into a flag the loop checks between iterations."""
-
-    def __init__(self):
-        self.signal_name = None
-        self._previous = {}
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
-
-    def _handle(self, signum, frame):
-        self.signal_name = signal.Signals(signum).name
-
-    def restore(self):
-        """Puts back the previous handlers (main() is also called in-process, from tests)."""
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
-def train(args):
-    """Trains as training.py's parsed ``args`` say: checks the data, prepares the results
-    folder, then runs the loop in a fresh graph. TrainingError for problems the user can fix."""
+def train(args, config_fields):
+    """Trains as TrainingOptions ``args`` (air/training/options.py) say, with the model config
+    of the fields ``config_fields`` (name -> value; a resumed run checks them against its
+    saved config): checks the data, prepares the results folder, then runs the loop in a
+    fresh graph. TrainingError for problems the user can fix."""
     tf = cli.import_tensorflow()
     train_path = os.path.join(args.data_dir, "train.tfrecords")
     test_path = os.path.join(args.data_dir, "test.tfrecords")
@@ -83,10 +66,11 @@ def train(args):
             raise TrainingError("missing %s: run `make data` (multi_mnist.py) first" % path)
     height, width = records.image_shape(train_path)
     with write_failures.reported(os.path.join(args.results_dir, "model")):
-        config, model_dir, summary_dir = prepare_results(args)
-    if (height, width) != (config.canvas_height, config.canvas_width):
-        raise TrainingError("%s holds %dx%d images but the config expects %dx%d" % (
-            train_path, height, width, config.canvas_height, config.canvas_width))
+        config, model_dir, summary_dir = prepare_results(args, config_fields)
+    mismatch = records.shape_mismatch(train_path, (height, width),
+                                      (config.canvas_height, config.canvas_width))
+    if mismatch:
+        raise TrainingError(mismatch)
 
     train_images = sum(1 for _ in records.iterate_records(train_path))
     iterations_per_epoch = train_images / float(config.batch_size)
@@ -116,12 +100,12 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
     saver = tf.train.Saver(max_to_keep=args.keep_checkpoints, save_relative_paths=True)
     # Built last: its ops come after every op of the run's own graph.
     probe = _gradient_noise_probe(args, config, train_path, graph.global_step)
-    session_config = devices.session_config(
-        args.threads, getattr(args, "gpu_memory_fraction", None), getattr(args, "device", None))
+    session_config = devices.session_config(args.threads, args.gpu_memory_fraction,
+                                            args.device or None)
 
     # The newest checkpoint that reads completely, past any that a failed save left damaged.
     latest = checkpoint_to_resume(model_dir) if args.resume else None
-    stop = StopRequest()
+    stop = cli.StopSignals()  # checked between iterations
     with tf.Session(config=session_config) as session:
         if args.resume:
             saver.restore(session, latest)

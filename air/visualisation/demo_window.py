@@ -7,7 +7,8 @@ import time
 
 from air.visualisation.rendering import (BACKGROUND, RECONSTRUCTION_ZOOM, WINDOW_ZOOM, Drawing, drawing_panel,
                            is_blank, reconstruction_panel, render_screen, status_text,
-                           step_colour, text_colour, window_caption, window_panel)
+                           text_colour, window_caption, window_panel)
+from air.visualisation.colours import step_colour_8bit
 
 DEFAULT_BRUSH = 3         # brush width in canvas pixels (MNIST strokes are about 2-3 wide)
 DEFAULT_SCREENSHOT = "demo-screenshot.png"  # where SIGUSR1 saves one without --screenshot
@@ -77,7 +78,7 @@ class DemoApp:
         for t in range(self.model.config.max_steps):
             row = tk.Frame(right, background=BACKGROUND)
             row.pack(anchor="w", pady=3)
-            colour = "#%02x%02x%02x" % step_colour(t)
+            colour = "#%02x%02x%02x" % step_colour_8bit(t)
             image = tk.Label(row, background=colour, borderwidth=0, padx=2, pady=2)
             image.pack(side="left")
             caption = self._label(row, foreground="#%02x%02x%02x" % text_colour(t),

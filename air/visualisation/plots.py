@@ -1,7 +1,8 @@
 """Matplotlib figures of AIR runs: held-out accuracy, loss terms, attention samples.
 
-Every function builds a ``matplotlib.figure.Figure`` on the Agg canvas directly (no pyplot),
-so nothing depends on a display or on global backend state; ``save`` writes a PNG.
+Every function here builds a ``matplotlib.figure.Figure`` on the Agg canvas directly, not
+through pyplot, so nothing here depends on a display or on global backend state; ``save``
+writes a PNG. (The sweep report's and the projector's figures do use pyplot, on Agg.)
 The inputs are plain numpy arrays and dicts, so demos and notebooks can reuse the drawing.
 """
 import numpy as np

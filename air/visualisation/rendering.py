@@ -5,7 +5,7 @@ No display and no Tk here, so the drawing is testable and bench.py can time a re
 a window; demo.py's Tk window (air/visualisation/demo_window.py) shows these pictures.
 """
 from air.cli import UserError
-from air.visualisation.colours import step_colour as rgb_colour
+from air.visualisation.colours import step_colour_8bit
 
 DEFAULT_ZOOM = 10         # screen pixels per canvas pixel in the drawing area
 RECONSTRUCTION_ZOOM = 5   # ... in the reconstruction panel
@@ -37,14 +37,9 @@ def load_picture(path, height, width):
     return np.clip(canvas, 0.0, 1.0)
 
 
-def step_colour(step):
-    """Takes a step index to its 8-bit RGB colour (red, green, blue, ... as in the summaries)."""
-    return tuple(int(255 * c) for c in rgb_colour(step))
-
-
 def text_colour(step):
     """A step's colour lightened for text on the dark background (pure blue is unreadable)."""
-    return tuple(int(c + 0.4 * (255 - c)) for c in step_colour(step))
+    return tuple(int(c + 0.4 * (255 - c)) for c in step_colour_8bit(step))
 
 
 def grey_picture(array, zoom):
@@ -67,8 +62,8 @@ def draw_boxes(picture, result, zoom):
             continue  # A stopped step's box says nothing about the picture.
         left, top = x * zoom, y * zoom
         right, bottom = (x + w) * zoom, (y + h) * zoom
-        draw.rectangle([left, top, right, bottom], outline=step_colour(step), width=line)
-        draw.text((left + line + 2, top + line + 1), str(step + 1), fill=step_colour(step))
+        draw.rectangle([left, top, right, bottom], outline=step_colour_8bit(step), width=line)
+        draw.text((left + line + 2, top + line + 1), str(step + 1), fill=step_colour_8bit(step))
     return picture
 
 
@@ -130,7 +125,7 @@ def render_screen(canvas, result, seconds, zoom=DEFAULT_ZOOM, show_boxes=True):
     y = pad + text_height + reconstruction.size[1] + pad
     for t, window in enumerate(windows):
         screen.paste(window, (x, y))
-        draw.rectangle([x - 1, y - 1, x + window_side, y + window_side], outline=step_colour(t))
+        draw.rectangle([x - 1, y - 1, x + window_side, y + window_side], outline=step_colour_8bit(t))
         draw.text((x + window_side + pad, y + window_side // 2 - 6), window_caption(result, t),
                   fill=text_colour(t))
         y += window_side + pad

@@ -6,13 +6,13 @@ import gzip
 import http.server
 import os
 import shutil
-import socket
 import threading
 
 import numpy as np
 import pytest
 
 from air.data import mnist
+from conftest import closed_port_url
 
 LABELS = mnist.TEST_LABELS  # The smallest file (10 kB decompressed): most tests use it.
 
@@ -35,14 +35,6 @@ def serve(directory):
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-def closed_port_url():
-    """A URL on 127.0.0.1 where nothing listens (connections are refused at once)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return "http://127.0.0.1:%d/" % port
 
 
 def raw_bytes(mnist_dir, name):

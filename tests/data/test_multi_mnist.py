@@ -230,7 +230,7 @@ def test_bad_options_give_one_line_errors(tmp_path, mnist_dir, capsys, flags, te
 
 
 def test_missing_mnist_offline_says_where_to_put_files(tmp_path, capsys):
-    from test_mnist import closed_port_url
+    from conftest import closed_port_url
     err = run_failing(capsys, ["--mnist-dir", str(tmp_path / "nothing"), "--mnist-mirror",
                                closed_port_url(), "--output-dir", str(tmp_path / "o")])
     assert "put the four MNIST files" in err
@@ -244,8 +244,8 @@ def test_progress_line(tmp_path, mnist_dir, capsys):
 
 
 def test_help_runs_without_work(tmp_path):
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run([sys.executable, os.path.join(repo, "multi_mnist.py"), "--help"],
+    from conftest import REPO
+    result = subprocess.run([sys.executable, os.path.join(REPO, "multi_mnist.py"), "--help"],
                             cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             universal_newlines=True, timeout=120)
     assert result.returncode == 0

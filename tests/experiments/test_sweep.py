@@ -13,7 +13,8 @@ import pytest
 from air.experiments import sweep
 from air.training import metrics_log
 from air.config import AIRConfig
-from tests.conftest import REPO
+from air.training.options import TrainingOptions
+from conftest import REPO
 
 # A tiny model, so that a trial is mostly TensorFlow's start-up.
 TINY = ("--rnn-units 16 --vae-latent 4 --vae-recognition-units 16 --vae-generative-units 16 "
@@ -60,19 +61,32 @@ def test_variants_name_their_changes_and_are_checked():
         sweep.make_trials([sweep.parse_variant("default")] * 2, [1], "out")
 
 
-def test_trial_command_carries_the_variant_and_the_stop_rule(tmp_path):
-    options = sweep.TrialOptions(str(tmp_path), 500, 0.98, 3, 100, 200, 1, ["--scalars-every", "0"])
+def test_a_trial_is_launched_with_its_options_and_config_files(tmp_path):
+    options = TrainingOptions(data_dir=str(tmp_path), max_iterations=500, stop_at_accuracy=0.98,
+                              eval_every=100, save_every=200, threads=1)
+    changes, config_changes = sweep.parse_training_args("--scalars-every 0 --rnn-units 32")
+    assert changes == {"scalars_every": 0} and config_changes == {"rnn_units": 32}
     trial = sweep.make_trials([sweep.parse_variant("original:shift_transform=identity")], [4],
                               str(tmp_path))[0]
-    command = sweep.training_command(trial, options, "python", resume=True)
-    text = " ".join(command)
-    for part in ("--seed 4", "--preset original", "--shift-transform identity",
-                 "--stop-at-accuracy 0.98", "--patience 3", "--max-iterations 500",
-                 "--scalars-every 0"):
-        assert part in text
-    assert command[-1] == "--resume"
+    os.makedirs(os.path.join(trial.directory, "model"))
+    with open(os.path.join(trial.directory, "model", "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "model.ckpt-100"\n')
+    open(os.path.join(trial.directory, "model", "model.ckpt-100.index"), "w").close()
+    command = sweep.prepare_trial(trial, options.replace(**changes), "python", config_changes)
+    assert command[:2] == ["python", os.path.join(REPO, "training.py")]
+    assert command[2:] == ["--options-file", os.path.join(trial.directory, sweep.OPTIONS_NAME),
+                           "--config-file", os.path.join(trial.directory, sweep.CONFIG_NAME)]
+    launched = TrainingOptions.load(command[3])
+    assert launched == options.replace(results_dir=os.path.abspath(trial.directory), seed=4,
+                                       resume=True, scalars_every=0)
+    assert AIRConfig.load(command[5]) == AIRConfig.from_preset(
+        "original", shift_transform="identity", rnn_units=32)
     assert trial.directory == os.path.join(str(tmp_path), "original+shift_transform=identity",
                                            "seed-4")
+    for bad, message in (("--seed 3", "--seed set by the sweep"), ("--rnn-units 0", "rnn-units"),
+                         ("--no-such-flag", "unrecognized"), ("--eval-every x", "eval-every")):
+        with pytest.raises(sweep.SweepError, match=message):
+            sweep.parse_training_args(bad)
 
 
 @pytest.mark.parametrize("args,message", [
@@ -308,9 +322,8 @@ def _fake_trial(root, variant, seed, accuracies, eval_every=1000, checkpoint=Tru
 
 
 def test_progress_line_counts_ended_trials_speed_and_time_left(tmp_path):
-    options = sweep.TrialOptions(data_dir="", max_iterations=10000, stop_at_accuracy=0.98,
-                                 patience=3, eval_every=1000, save_every=5000, threads=1,
-                                 extra_args=[])
+    options = TrainingOptions(data_dir="", max_iterations=10000, stop_at_accuracy=0.98,
+                           patience=3, eval_every=1000, save_every=5000, threads=1)
     converged = _fake_trial(tmp_path, "default", 1, [0.5, 0.99, 0.99, 0.99])
     running = _fake_trial(tmp_path, "original", 1, [0.2, 0.4, 0.6])
     waiting = _fake_trial(tmp_path, "default", 2, [], checkpoint=False)
@@ -330,9 +343,8 @@ def test_progress_line_counts_ended_trials_speed_and_time_left(tmp_path):
 def test_trial_rows_give_the_z_pres_prior_where_each_trial_first_reached_the_target(tmp_path):
     import math
     from air.experiments.sweep_report import markdown_report, trial_row
-    options = sweep.TrialOptions(data_dir="", max_iterations=10000, stop_at_accuracy=0.98,
-                                 patience=3, eval_every=1000, save_every=5000, threads=1,
-                                 extra_args=[])
+    options = TrainingOptions(data_dir="", max_iterations=10000, stop_at_accuracy=0.98,
+                           patience=3, eval_every=1000, save_every=5000, threads=1)
     faster = _fake_trial(tmp_path, "original:z_pres_prior_odds_decay_steps=2000", 1,
                          [0.5, 0.9, 0.97, 0.99, 0.99, 0.99])
     slower = _fake_trial(tmp_path, "default:z_pres_prior_odds_decay_steps=3000", 1,
@@ -421,9 +433,8 @@ def test_variant_folder_names_read_back_as_their_variants():
 
 
 def _options():
-    return sweep.TrialOptions(data_dir="", max_iterations=10000, stop_at_accuracy=0.98,
-                              patience=3, eval_every=1000, save_every=5000, threads=1,
-                              extra_args=[])
+    return TrainingOptions(data_dir="", max_iterations=10000, stop_at_accuracy=0.98,
+                           patience=3, eval_every=1000, save_every=5000, threads=1)
 
 
 def test_a_report_folder_keeps_its_trials_when_their_folders_are_gone(tmp_path):

@@ -466,7 +466,7 @@ SHORT_RUN = ["--max-iterations", "200", "--eval-every", "50", "--save-every", "2
 
 def test_short_training_reduces_the_loss_and_its_checkpoint_restores(small_data_dir, tmp_path,
                                                                      capsys):
-    import checkpoint_roundtrip
+    from support import checkpoint_roundtrip
     import training
     from air.evaluation import heldout
     from air.training import checkpoints

@@ -1,8 +1,8 @@
 """Saves a checkpoint with its test-mode outputs on fixed images, or checks that a checkpoint
 restores to those outputs: run ``save`` with one TensorFlow stack and ``check`` with another.
 
-    python tests/checkpoint_roundtrip.py save DIR [--model-dir MODEL] [--seed N]
-    python tests/checkpoint_roundtrip.py check DIR [--tolerance 1e-5]
+    python tests/support/checkpoint_roundtrip.py save DIR [--model-dir MODEL] [--seed N]
+    python tests/support/checkpoint_roundtrip.py check DIR [--tolerance 1e-5]
 
 ``save`` writes DIR/model.ckpt-STEP (+ the ``checkpoint`` index), DIR/config.json,
 DIR/outputs.npz (the fixed input images and every test-mode output of the model) and
@@ -21,7 +21,7 @@ import os
 import platform
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUTPUTS = "outputs.npz"
 SAVED_BY = "saved_by.json"
 # Integer or 0/1 outputs: a difference here is a different decision, not rounding.

@@ -1,6 +1,7 @@
-"""Tests of demo.py and air/evaluation/model_folder.py: pictures and drawing maths, model loading errors, and
-the real Tk window of the shipped model under Xvfb, driven by xdotool: two digits drawn, the
-count and the step-coloured boxes read off a real screen grab, one digit erased again."""
+"""demo.py: its options and one-line errors, and the real Tk window of the shipped model under
+Xvfb, driven by xdotool: two digits drawn, the count and the step-coloured boxes read off a real
+screen grab, one digit erased again. (The pictures: test_rendering.py; loading the model:
+tests/evaluation/test_model_folder.py.)"""
 import os
 import queue
 import re
@@ -15,10 +16,7 @@ import numpy as np
 import pytest
 
 import demo
-from air.evaluation import model_folder
-from air.experiments import benchmarks
 from air.visualisation import rendering
-from air.training.checkpoints import CheckpointError, find_checkpoint, read_config
 from conftest import REPO, require
 
 SHIPPED_MODEL = os.path.join(REPO, "model")
@@ -28,157 +26,6 @@ READY_LINE = re.compile(r"drawing area at x=(\d+) y=(\d+) width=(\d+) height=(\d
 SUBPROCESS_TIMEOUT = 300  # seconds: the demo's start-up includes TensorFlow's
 ZOOM = rendering.DEFAULT_ZOOM
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
-
-
-def fake_result(steps=3, live=(1, 1, 0), side=50, window=28):
-    """A predict() result of one image with hand-made boxes, for the rendering tests."""
-    rng = np.random.RandomState(0)
-    return {
-        "digit_count": np.int32(sum(live)),
-        "z_pres": np.array(live, np.float32),
-        "z_pres_probability": np.array([0.9, 0.8, 0.1], np.float32)[:steps],
-        "boxes": np.array([[5, 5, 20, 20], [25, 20, 20, 24], [0, 0, 10, 10]], np.float32)[:steps],
-        "live": np.array(live, np.float32),
-        "windows": rng.rand(steps, window, window).astype(np.float32),
-        "reconstructions": rng.rand(steps, window, window).astype(np.float32),
-        "canvas": rng.rand(side, side).astype(np.float32),
-        "negative_elbo": np.float32(123.4),
-    }
-
-
-# ----------------------------------------------------------------------------------------------
-# Pictures and drawing (no display).
-
-def test_load_picture_resizes_to_grey_canvas_and_inverts_dark_ink(tmp_path):
-    from PIL import Image
-    # Dark ink on white paper, 100x80: a black bar over columns 20-39 (canvas columns 10-19).
-    paper = np.full([80, 100], 255, np.uint8)
-    paper[:, 20:40] = 0
-    path = str(tmp_path / "ink.png")
-    Image.fromarray(paper).convert("RGB").save(path)
-    canvas = rendering.load_picture(path, 50, 50)
-    assert canvas.shape == (50, 50) and canvas.dtype == np.float32
-    # Inverted: the bar becomes the light part, as in MNIST.
-    assert canvas[:, 11:19].min() > 0.95
-    assert canvas[:, :9].max() < 0.05 and canvas[:, 21:].max() < 0.05
-    # Light strokes on black are kept as they are.
-    Image.fromarray(255 - paper).save(path)
-    np.testing.assert_allclose(rendering.load_picture(path, 50, 50), canvas, atol=1e-6)
-
-
-def test_load_picture_rejects_unreadable_file(tmp_path):
-    path = tmp_path / "not_a_picture.png"
-    path.write_text("hello")
-    with pytest.raises(rendering.PictureError, match="cannot read image"):
-        rendering.load_picture(str(path), 50, 50)
-    with pytest.raises(rendering.PictureError, match="cannot read image"):
-        rendering.load_picture(str(tmp_path / "missing.png"), 50, 50)
-
-
-def test_drawing_strokes_average_down_to_the_canvas():
-    drawing = rendering.Drawing(50, 50, 10)
-    assert drawing.canvas().shape == (50, 50) and drawing.canvas().max() == 0.0
-    version = drawing.version
-    # A horizontal stroke 3 canvas pixels wide along canvas row 20 (screen y = 205).
-    drawing.stroke((100, 205), (300, 205), brush=3)
-    canvas = drawing.canvas()
-    assert drawing.version > version
-    assert np.all(canvas[20, 12:29] == 1.0)  # centre row: fully covered
-    assert np.all(canvas[19:22, 12:29] > 0.85)  # (Pillow may place the edges a pixel apart)
-    assert canvas[10].max() == 0.0 and canvas[30].max() == 0.0  # far rows untouched
-    assert np.all((canvas >= 0.0) & (canvas <= 1.0))
-    # Ink is about the stroke's area: length 200 + round caps, width 30 screen pixels.
-    expected = (200 * 30 + np.pi * 15 ** 2) / 100.0
-    assert abs(canvas.sum() - expected) < 0.05 * expected
-    # Erasing with a wider brush removes it; clear empties everything.
-    drawing.stroke((100, 205), (300, 205), brush=5, erase=True)
-    assert drawing.canvas().max() == 0.0
-    drawing.stroke((0, 0), (499, 499), brush=1)
-    drawing.clear()
-    assert drawing.canvas().max() == 0.0
-
-
-def test_drawing_set_canvas_round_trips():
-    canvas = np.random.RandomState(1).rand(50, 50).astype(np.float32)
-    drawing = rendering.Drawing(50, 50, 10)
-    drawing.set_canvas(canvas)
-    np.testing.assert_allclose(drawing.canvas(), canvas, atol=1.0 / 255)
-
-
-def test_boxes_drawn_in_step_colours_only_for_live_steps():
-    result = fake_result(live=(1, 1, 0))
-    picture = rendering.drawing_panel(np.zeros([50, 50], np.float32), result, 10, show_boxes=True)
-    assert picture.size == (500, 500)
-    pixels = np.asarray(picture)
-    assert tuple(pixels[150, 50]) == (255, 0, 0)    # left edge of step 1's box (x = 5)
-    assert tuple(pixels[300, 250]) == (0, 255, 0)   # left edge of step 2's box (x = 25)
-    assert not np.any(np.all(pixels == (0, 0, 255), axis=-1))  # step 3 stopped: no blue box
-    plain = np.asarray(rendering.drawing_panel(np.zeros([50, 50], np.float32), result, 10, False))
-    assert plain.max() == 0
-
-
-def test_render_screen_shows_every_panel():
-    result = fake_result()
-    canvas = np.zeros([50, 50], np.float32)
-    canvas[10:20, 10:20] = 1.0
-    screen = rendering.render_screen(canvas, result, 0.004)
-    assert not rendering.is_blank(screen)
-    pixels = np.asarray(screen)
-    assert tuple(pixels[10 + 150, 10 + 150]) == (255, 255, 255)  # the drawn square, magnified
-    assert "digits found: 2" in rendering.status_text(result, 0.004)
-    assert "4.0 ms" in rendering.status_text(result, 0.004)
-    assert rendering.window_caption(result, 0) == "step 1: z_pres 1 (p 0.90)"
-    assert rendering.window_caption(result, 2).endswith("stopped")
-
-
-# ----------------------------------------------------------------------------------------------
-# Model folders (air/evaluation/model_folder.py).
-
-def test_loaded_model_predicts_every_output(small_results_dir, small_data_dir):
-    from air.data import records
-    images = records.read_records(os.path.join(small_data_dir, "test.tfrecords")).images[:4]
-    with model_folder.LoadedModel(os.path.join(small_results_dir, "model")) as model:
-        config = model.config
-        assert model.step == 30
-        batch = model.predict(images)
-        single = model.predict(images[1])
-        with pytest.raises(ValueError, match="images must be"):
-            model.predict(images[:, :40])
-    steps, side = config.max_steps, config.window_size
-    assert batch["digit_count"].shape == (4,)
-    assert batch["boxes"].shape == (4, steps, 4)
-    assert batch["windows"].shape == batch["reconstructions"].shape == (4, steps, side, side)
-    assert batch["z_what_mean"].shape == (4, steps, config.vae_latent)
-    assert batch["canvas"].shape == images.shape
-    # Test mode: z_pres is the rounded probability; the count is the number of live steps.
-    np.testing.assert_array_equal(batch["z_pres"], batch["z_pres_probability"] > 0.5)
-    np.testing.assert_array_equal(batch["digit_count"], batch["live"].sum(axis=1))
-    for name in batch:
-        np.testing.assert_allclose(single[name], batch[name][1], rtol=1e-4, atol=1e-4)
-    assert np.all(np.isfinite(batch["negative_elbo"]))
-
-
-def test_model_dir_errors_are_clear(tmp_path, small_results_dir):
-    with pytest.raises(CheckpointError, match="does not exist"):
-        read_config(str(tmp_path / "nowhere"))
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    with pytest.raises(CheckpointError, match="has no config.json"):
-        read_config(str(empty))
-    (empty / "config.json").write_text('{"no_such_field": 1}')
-    with pytest.raises(CheckpointError, match="incompatible .*no_such_field"):
-        read_config(str(empty))
-    (empty / "config.json").write_text("{}")
-    with pytest.raises(CheckpointError, match="no checkpoint in"):
-        find_checkpoint(str(empty))
-    # A checkpoint of another configuration: the shapes differ.
-    other = tmp_path / "other"
-    shutil.copytree(os.path.join(small_results_dir, "model"), str(other))
-    from air.config import AIRConfig
-    config = AIRConfig.load(str(other / "config.json"))
-    config.replace(rnn_units=32).save(str(other / "config.json"))
-    with pytest.raises(CheckpointError, match="does not match its config.json"):
-        model_folder.LoadedModel(str(other))
 
 
 def test_help_exits_cleanly(capsys):
@@ -210,33 +57,6 @@ def test_demo_errors_are_one_line(tmp_path, monkeypatch, capsys, small_results_d
     assert demo.main(["--model-dir", os.path.join(small_results_dir, "model"),
                       "--period", "5"]) == 2
     assert "--period" in capsys.readouterr().err
-
-
-def test_demo_latency_is_measured(small_results_dir, tmp_path):
-    images = np.random.RandomState(0).rand(3, 50, 50).astype(np.float32)
-    with model_folder.LoadedModel(os.path.join(small_results_dir, "model")) as model:
-        median, p90 = benchmarks.demo_latency(model, images, repeats=5, warmup=2)
-    assert 0.0 < median <= p90
-    # bench.py's entry: without a model folder it measures an untrained default model.
-    rows = benchmarks.benchmark_latency(str(tmp_path / "no_model"), repeats=5)
-    assert [unit for _, _, unit in rows] == ["ms"] * 4
-    (_, inference_median, _), (_, inference_p90, _), (_, whole_median, _), (_, whole_p90, _) = rows
-    # Medians below their 90th percentiles, and a whole refresh never faster than inference
-    # alone by more than the spread of the timings (it runs inference and draws panels too).
-    assert 0.0 < inference_median <= inference_p90 < 10000.0
-    assert 0.0 < whole_median <= whole_p90 < 10000.0
-    assert whole_p90 >= inference_median
-
-
-def test_untrained_model_folder_loads(tmp_path):
-    from air.config import AIRConfig
-    config = AIRConfig().replace(rnn_units=16, vae_latent=4, vae_recognition_units=[8],
-                                 vae_generative_units=[8])
-    model_folder.save_untrained_model(str(tmp_path / "model"), config)
-    with model_folder.LoadedModel(str(tmp_path / "model")) as model:
-        assert model.config == config and model.step is None
-        result = model.predict(np.zeros([2, 50, 50], np.float32))
-    assert result["z_what_mean"].shape == (2, config.max_steps, 4)
 
 
 # ----------------------------------------------------------------------------------------------

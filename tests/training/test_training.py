@@ -21,11 +21,7 @@ from air.training import checkpoints, metrics_log
 from air.data import records
 from air.config import AIRConfig, CONFIG_FILENAME
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# A small model, so the runs of these tests spend their time in start-up, not in training.
-TINY = ["--rnn-units", "16", "--vae-latent", "4", "--vae-recognition-units", "16",
-        "--vae-generative-units", "16", "--z-where-hidden-units", "8",
-        "--z-pres-hidden-units", "8", "--batch-size", "8"]
+from conftest import REPO, TINY, latest_step
 SUBPROCESS_TIMEOUT = 600  # seconds for a training process to start, stop or finish
 PROGRESS_LINE = re.compile(r"^it (\d+)/(\d+)  epoch [\d.]+  [\d.]+ it/s  ETA \S+  loss [-\d.]+",
                            re.M)
@@ -47,11 +43,6 @@ def read_events(summary_dir):
                 found.setdefault(value.tag, {})[event.step] = (
                     value.simple_value if kind == "simple_value" else kind)
     return found
-
-
-def latest_step(results_dir):
-    checkpoint, _ = checkpoints.find_checkpoint(os.path.join(results_dir, "model"))
-    return checkpoints.checkpoint_step(checkpoint)
 
 
 def test_results_folder_layout(small_results_dir):

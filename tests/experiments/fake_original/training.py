@@ -1,4 +1,4 @@
-"""A stand-in for the original project's training.py in tests (tests/test_original_code.py).
+"""A stand-in for the original project's training.py in tests (tests/experiments/test_original_code.py).
 
 It keeps what run_original.py relies on: the command line (-r, -o, -t), the data files under
 multi_mnist_data/, the results folder with summary/, a module-level session with the original's

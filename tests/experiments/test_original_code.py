@@ -1,4 +1,4 @@
-"""run_original.py and air/experiments/original_bootstrap.py, against tests/fake_original (a stand-in for the
+"""run_original.py and air/experiments/original_bootstrap.py, against tests/experiments/fake_original (a stand-in for the
 original project's code with its command line, files, summaries and training loop; the original
 itself is not in this repository), and the residue mask against a port of the original's
 interpolation."""
@@ -15,10 +15,10 @@ import pytest
 
 from air.experiments import original_bootstrap, original_code
 from air.data import records
-from tests.conftest import REPO, evaluate_in_graph
-from tests.test_transformer import original_code_transform_tf, residue_case
+from conftest import REPO, evaluate_in_graph
+from support.original_transformer import original_code_transform_tf, residue_case
 
-FAKE = os.path.join(REPO, "tests", "fake_original")
+FAKE = os.path.join(REPO, "tests", "experiments", "fake_original")
 
 
 def _run(args, timeout=300, cwd=REPO):
@@ -175,7 +175,7 @@ def test_a_training_step_is_told_by_its_global_step_fetch():
 
 
 def test_residue_mask_zeroes_exactly_what_the_interpolation_clips():
-    """The original's paste (tests/test_transformer.py's port) leaves float32 residues where
+    """The original's paste (tests/model/test_transformer.py's port) leaves float32 residues where
     its corners are clipped; the mask zeroes those points, keeps the others, and with them the
     likelihood gradient from ink that no window covers."""
     import tensorflow.compat.v1 as tf

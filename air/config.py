@@ -1,7 +1,7 @@
 """AIRConfig: every hyper-parameter of the model and its training, documented once.
 
 The defaults are the published training configuration of continuous-relaxation AIR on
-50x50 multi-MNIST, but for two fields the convergence study chose on 10 seeds (README): the
+50x50 multi-MNIST, but for two fields the convergence study chose on 10 seeds (docs/study.md): the
 window-scale prior's mean and the speed of the z_pres prior's annealing (``--preset original``
 restores the published values, with the original code's graph). A config is saved as
 ``config.json`` beside every checkpoint and read back by evaluation, the demo and the

@@ -131,7 +131,8 @@ def test_every_documented_command_names_a_script_and_flags_it_accepts():
         placeholders = any(w in ("...", "[") or w.startswith("[") or w.endswith("]")
                            or re.fullmatch(r"[A-Z][A-Z0-9_]*", w) for w in arguments)
         if placeholders or "--help" in arguments:  # --help exits before the rest is checked.
-            flags = [w.strip("[]").split("=")[0] for w in arguments if w.strip("[").startswith("--")]
+            flags = [w.strip("[]").split("=")[0] for w in arguments
+                     if w.strip("[").startswith("--")]
             unknown = [f for f in flags if f not in parser._option_string_actions]
             if unknown:
                 problems.append("%s: `%s`: unknown flags %s" % (page, command, unknown))

@@ -39,9 +39,10 @@ def build_parser():
         description="Train a grid of AIR variants x seeds (training.py runs) and tabulate them.",
         formatter_class=cli.HelpFormatter)
     parser.add_argument("--seeds", default="1-10", help="seeds, e.g. 1-10 or 1,3,5-7")
-    parser.add_argument("--variant", action="append", metavar="PRESET[:FIELD=VALUE,...]",
-                        help="a preset (default, original) with optional config changes; "
-                             "repeatable (default: default and original)")
+    parser.add_argument("--variant", action="append", metavar="NAME[:FIELD=VALUE,...]",
+                        help="a preset (default, first-default, original) or a study variant "
+                             "(window-20px, fast-anneal, original-fast; docs/study.md) with "
+                             "optional config changes; repeatable (default: default and original)")
     parser.add_argument("--output-dir", default="runs/sweep", help="one folder per trial in here")
     training_options.add_flags(parser, names=TRIAL_DEFAULTS, defaults=TRIAL_DEFAULTS)
     cli.add_numeric_options(parser, [

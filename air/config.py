@@ -1,7 +1,7 @@
 """AIRConfig: every hyper-parameter of the model and its training, documented once.
 
 The defaults are the published training configuration of continuous-relaxation AIR on
-50x50 multi-MNIST, but for two fields the convergence study chose on 10 seeds (README): the
+50x50 multi-MNIST, but for two fields the convergence study chose on 10 seeds (docs/study.md): the
 window-scale prior's mean and the speed of the z_pres prior's annealing (``--preset original``
 restores the published values, with the original code's graph). A config is saved as
 ``config.json`` beside every checkpoint and read back by evaluation, the demo and the
@@ -89,8 +89,9 @@ def _field(default, help_text, positive=False):
 @dataclasses.dataclass(frozen=True)
 class AIRConfig:
     preset: str = _field(
-        "default", "named set of the fields below it was built from: 'default' or 'original' "
-        "(the original code's graph); fields given explicitly override the preset")
+        "default", "named set of the fields below it was built from: 'default', 'first-default' "
+        "(the default before the convergence study) or 'original' (the original code's "
+        "graph); fields given explicitly override the preset")
 
     # Canvas and recurrence.
     canvas_height: int = _field(50, "height of the input images in pixels", positive=True)
@@ -285,10 +286,14 @@ class AIRConfig:
 
 
 # Named sets of the departure fields: "default" is the class defaults, "original" the original
-# code's choices.
+# code's choices, "first-default" this project's graph with the original's window-scale prior
+# and annealing (the default before the convergence study chose those two).
+_DEFAULT_CHOICES = {f.name: f.default for f in dataclasses.fields(AIRConfig)
+                    if f.name in ORIGINAL_CHOICES}
 PRESETS = {
-    "default": {f.name: f.default for f in dataclasses.fields(AIRConfig)
-                if f.name in ORIGINAL_CHOICES},
+    "default": _DEFAULT_CHOICES,
+    "first-default": dict(_DEFAULT_CHOICES, scale_prior_mean=-1.0,
+                          z_pres_prior_odds_decay_steps=3000),
     "original": ORIGINAL_CHOICES,
 }
 

@@ -27,7 +27,7 @@ PUBLISHED = {
 
 def test_defaults_are_the_published_configuration():
     # The default departs from it only in fields --preset original restores (the study chose
-    # the window-scale prior's mean and the z_pres annealing, README); the preset is the
+    # the window-scale prior's mean and the z_pres annealing, docs/study.md); the preset is the
     # published configuration.
     config = AIRConfig()
     differing = {name for name, value in PUBLISHED.items() if getattr(config, name) != value}

@@ -103,7 +103,7 @@ def losses_of_training_steps(threads, steps=5):
 
 
 def test_the_thread_count_changes_rounding_only():
-    # The study ran its first trials with one thread and later ones with two (README): the
+    # The study ran its first trials with one thread and later ones with two (docs/study.md): the
     # random draws must not depend on the thread count, only the order of float sums may.
     one_thread, two_threads = losses_of_training_steps(1), losses_of_training_steps(2)
     np.testing.assert_allclose(two_threads, one_thread, rtol=1e-4)

@@ -79,7 +79,7 @@ def test_shipped_model_folder_is_complete_and_small():
         evaluation = json.load(f)
     assert list(evaluation) == list(REPORT_KEYS)
     assert evaluation["images"] == 1000 and evaluation["count_accuracy"] >= 0.985
-    # Written with enough samples for the figures the README quotes.
+    # Written with enough samples for the figures the README's results table quotes.
     assert evaluation["elbo_samples"] >= 100 and evaluation["iwae_samples"] >= 100
     assert evaluation["elbo_monte_carlo_stderr"] < 0.5
     assert evaluation["z_pres_prior_log_odds"] == pytest.approx(np.log(1e-9), abs=1e-4)

@@ -233,7 +233,7 @@ def elbo_by_outcome(predictions, elbo_per_image):
         np.mean(elbo_per_image[images])) if images.any() else None)
 
 
-# Keys of evaluate.py's JSON report, in order (see the README for their meaning).
+# Keys of evaluate.py's JSON report, in order (docs/likelihood.md gives their meaning).
 REPORT_KEYS = ("images", "count_accuracy", "count_accuracy_by_digits", "confusion", "mean_iou",
                "box_recall_iou50", "window_height", "true_digit_height"
                ) + likelihood.REPORT_KEYS + ("elbo_by_outcome", "plugin_elbo_at_means")

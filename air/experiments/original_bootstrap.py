@@ -23,7 +23,7 @@ TensorFlow attribute before its training.py runs):
 * With --mask-transformer-residues, the spatial transformer's output is multiplied by the
   indicator of the points whose four interpolation corners all lie in the image. Elsewhere the
   original's four interpolation terms cancel in real arithmetic (the exact value is 0) but leave
-  float32 residues, which its likelihood multiplies by up to 1e9 (README: the study). Off by default.
+  float32 residues, which its likelihood multiplies by up to 1e9 (docs/study/README.md). Off by default.
 
 Progress lines go to stderr; the original's own prints (one line per iteration) to stdout.
 """

@@ -32,7 +32,7 @@ BOOTSTRAP = paths.ORIGINAL_BOOTSTRAP
 
 # metrics.csv columns from the original's test-model summaries (tags after ".../summaries/").
 # The accuracies take the names of training.py's held-out columns, so charts.py draws both
-# kinds of run side by side; the original counts with a sampled z_pres (README: Departures).
+# kinds of run side by side; the original counts with a sampled z_pres (docs/departures.md).
 SUMMARY_COLUMNS = (
     ("heldout_accuracy", "digit_acc_all_dig"),
     ("heldout_accuracy_0", "digit_acc_0_dig"),

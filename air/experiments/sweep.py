@@ -78,12 +78,77 @@ def _parse_value(name, kind, text):
         raise SweepError("bad value %r for %s" % (text, name))
 
 
+# Short names of the convergence study's variants beyond the presets, each a fixed set of fields
+# (never relative to a default that may change), so a name means the same graph in every report.
+STUDY_VARIANTS = collections.OrderedDict([
+    ("window-20px", "first-default:scale_prior_mean=-0.4"),
+    ("fast-anneal", "first-default:z_pres_prior_odds_decay_steps=2000"),
+    ("original-fast", "original:z_pres_prior_odds_decay_steps=2000"),
+])
+
+# Variant names were once written relative to the default of their time: the folders and
+# reports of the study (docs/study) spell today's 'first-default' as 'default'.
+EARLIER_MEANINGS = {"default": "first-default"}
+
+
+def named_variants():
+    """Every short variant name (the presets, then STUDY_VARIANTS) with its AIRConfig."""
+    named = collections.OrderedDict((name, AIRConfig.from_preset(name)) for name in PRESETS)
+    for name, spec in STUDY_VARIANTS.items():
+        named[name] = variant_config(_parse_as_written(spec))
+    return named
+
+
+def same_graph(config, other):
+    """True when two AIRConfigs agree in every field but the name of their preset."""
+    first, second = config.to_dict(), other.to_dict()
+    first.pop("preset")
+    second.pop("preset")
+    return first == second
+
+
+def _differences(config, named):
+    """The fields (in AIRConfig's order) in which a config differs from a named one, with values."""
+    first, second = config.to_dict(), named.to_dict()
+    return [(k, config_value) for k, config_value in ((k, getattr(config, k)) for k in first)
+            if k != "preset" and first[k] != second[k]]
+
+
+def short_name(config, written=None):
+    """The shortest name of a config: the short name (named_variants) it differs from in the
+    fewest fields, followed by those fields ('original-fast+lstm_input=image_and_latents'); or
+    ``written`` (a Variant) when that names no more fields."""
+    best = None
+    for name, named in named_variants().items():
+        changes = _differences(config, named)
+        if best is None or len(changes) < len(best[1]):
+            best = (name, changes)
+    if written is not None and len(written.name.split("+")) - 1 <= len(best[1]):
+        return written.name
+    return best[0] + "".join("+%s=%s" % (k, _format_value(v)) for k, v in best[1])
+
+
 def parse_variant(spec):
-    """Takes 'PRESET[:FIELD=VALUE,...]' to a Variant, checking it makes a valid AIRConfig."""
+    """Takes 'NAME[:FIELD=VALUE,...]' to a Variant, checking it makes a valid AIRConfig. NAME is
+    a preset or a STUDY_VARIANTS name; a variant with changes is named by short_name, so one
+    graph has one name ('default:scale_prior_mean=-1.0,z_pres_prior_odds_decay_steps=3000' is
+    'first-default')."""
+    variant = _parse_as_written(spec)
+    if spec.partition(":")[2].strip(" ,"):
+        return variant._replace(name=short_name(variant_config(variant), variant))
+    return variant
+
+
+def _parse_as_written(spec):
+    """parse_variant without the short names: the Variant named as ``spec`` spells it."""
     preset, _, rest = spec.partition(":")
-    if preset not in PRESETS:
+    base = []
+    if preset in STUDY_VARIANTS:
+        study = _parse_as_written(STUDY_VARIANTS[preset])
+        preset, base = study.preset, list(study.changes)
+    elif preset not in PRESETS:
         raise SweepError("unknown preset %r in variant %r (one of %s)"
-                         % (preset, spec, ", ".join(PRESETS)))
+                         % (preset, spec, ", ".join(list(PRESETS) + list(STUDY_VARIANTS))))
     kinds = {name: kind for name, kind, _, _ in config_fields()}
     changes = []
     for item in filter(None, (p.strip() for p in rest.split(","))):
@@ -93,8 +158,10 @@ def parse_variant(spec):
         if name not in kinds or name == "preset":
             raise SweepError("unknown config field %r in variant %r" % (name, spec))
         changes.append((name, _parse_value(name, kinds[name], text)))
-    name = preset + "".join("+%s=%s" % (k, _format_value(v)) for k, v in changes)
-    variant = Variant(name=name, preset=preset, changes=tuple(changes))
+    name = spec.partition(":")[0] + "".join("+%s=%s" % (k, _format_value(v)) for k, v in changes)
+    changed = dict(base)
+    changed.update(changes)
+    variant = Variant(name=name, preset=preset, changes=tuple(changed.items()))
     try:
         variant_config(variant)
     except ValueError as error:
@@ -102,11 +169,19 @@ def parse_variant(spec):
     return variant
 
 
-def variant_from_name(name):
+def variant_from_name(name, trained=None):
     """The Variant of a variant folder's name ('original+lstm_input=image_and_latents'): the
-    inverse of the name parse_variant gives."""
+    inverse of the name parse_variant gives. With ``trained``, the AIRConfig the trial saved,
+    a name in an earlier spelling (EARLIER_MEANINGS) is read as it was meant when it was
+    written: the reading whose fields are the trained ones."""
     preset, *changes = re.split(r"\+(?=[a-z_0-9]+=)", name)
-    return parse_variant(preset + ":" + ",".join(changes))
+    readings = [preset] + ([EARLIER_MEANINGS[preset]] if preset in EARLIER_MEANINGS else [])
+    variants = [parse_variant(p + ":" + ",".join(changes)) for p in readings]
+    if trained is not None:
+        for variant in variants:
+            if same_graph(variant_config(variant), trained):
+                return variant
+    return variants[0]
 
 
 def variant_config(variant):

@@ -166,9 +166,13 @@ def recorded_trials(report_dir):
         seeds = [int(m.group(1)) for m in (re.fullmatch(r"seed-(\d+)", folder)
                                            for folder in os.listdir(os.path.join(root, name)))
                  if m]
-        variant = variant_from_name(name)
-        found += [Trial(variant, seed, os.path.join(root, name, "seed-%d" % seed))
-                  for seed in sorted(seeds)]
+        for seed in sorted(seeds):
+            directory = os.path.join(root, name, "seed-%d" % seed)
+            # The saved config reads a folder named in an earlier spelling as it was meant.
+            config = os.path.join(directory, "model", CONFIG_FILENAME)
+            variant = variant_from_name(name, load_config(config) if os.path.isfile(config)
+                                        else None)
+            found.append(Trial(variant, seed, directory))
     return found
 
 
@@ -361,7 +365,7 @@ def plot_curves(runs, path, target, max_iterations, rows):
         if index % columns == 0:
             axis.set_ylabel("held-out count accuracy")
         if axis.lines[:-1]:
-            axis.legend(fontsize=6, ncol=2, loc="lower right")
+            axis.legend(fontsize=8, ncol=2, loc="lower right")
     plot_first_iterations(axes[len(variants) // columns][len(variants) % columns], variants,
                            rows, target, max_iterations, iteration_ticks)
     for index in range(panels, grid_rows * columns):
@@ -416,7 +420,7 @@ def plot_count_curves(panels, path, target, max_iterations):
             axis.set_ylabel("held-out accuracy")
         if panel["lines"]:
             # Left of the middle: where every trial is still at 0 and the schedule high.
-            axis.legend(fontsize=6, ncol=2, loc="center left")
+            axis.legend(fontsize=8, ncol=2, loc="center left")
         if panel["prior"]:
             prior = axis.twinx()
             prior.plot(*panel["prior"], color="black", linestyle=":", linewidth=1)
@@ -443,7 +447,7 @@ def plot_first_iterations(axis, variants, rows, target, max_iterations, iteratio
         if firsts:
             axis.plot([np.median(firsts)], [line], "|", color="black", markersize=16)
         # The names go inside the panel: as tick labels they would widen the figure's margin.
-        axis.text(0.01 * max_iterations, line - 0.25, name, fontsize=7, va="bottom")
+        axis.text(0.01 * max_iterations, line - 0.25, name, fontsize=8, va="bottom")
     axis.set_yticks([])
     axis.set_ylim(len(variants) - 0.4, -0.8)
     axis.set_xlim(0, max_iterations * 1.03)

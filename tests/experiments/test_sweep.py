@@ -276,15 +276,15 @@ def test_milestones_are_round_and_at_most_five():
     assert milestones(1) == [1]
 
 
-def test_readme_quotes_the_study_tables_as_sweep_wrote_them():
+def test_docs_quote_the_study_tables_as_sweep_wrote_them():
     """Every table line of the study's reports (docs/study/**/sweep.md, written by
     ``sweep.py --report-only``) is quoted as it is, so no figure is retyped: the grid's and the
-    candidate defaults' in the README, the others in the README or the study's record
-    (docs/study/README.md)."""
+    candidate defaults' in the study's page (docs/study.md), the others there or in the study's
+    record (docs/study/README.md)."""
     def lines_of(path):
         with open(os.path.join(REPO, path)) as f:
             return [line.rstrip("\n") for line in f]
-    readme = set(lines_of("README.md"))
+    readme = set(lines_of(os.path.join("docs", "study.md")))
     record = set(lines_of(os.path.join("docs", "study", "README.md")))
     in_readme = {os.path.join("docs", "study", "sweep.md"),
                  os.path.join("docs", "study", "candidate-window", "sweep.md"),

@@ -285,7 +285,7 @@ def test_align_corners_reads_zero_off_the_image_without_a_fade():
 
 
 def test_original_code_paste_leaves_float32_residues_that_align_corners_does_not():
-    """Why the original's grid trains in its code and not here (README, the study): outside the
+    """Why the original's grid trains in its code and not here (docs/departures.md): outside the
     window its paste sums terms that cancel only in real arithmetic; the float32 residues, times
     its likelihood's 1 / (p + 1e-9) on ink that no window covers, give a gradient here exactly 0."""
     window, scale, shift, inverse, ink = residue_case()

@@ -284,7 +284,8 @@ def _model_worker(kind, records_path, iterations, warmup):
     """Times the default configuration in this process; prints one JSON line of figures.
 
     ``training``: session.run of the train op (Adam step with clipping and the skip of
-    non-finite updates, no summaries) on a constant batch of ``batch_size`` images.
+    non-finite updates, no summaries) on a constant batch of ``batch_size`` images;
+    ``training_nvil``: the same with ``z_pres_estimator=nvil`` (its baseline's update too).
     ``forward``: the test-mode model (rounded z_pres, posterior means) on one image at a
     time, fed through a placeholder as the demo does, fetching canvas, boxes and counts.
     """
@@ -298,7 +299,7 @@ def _model_worker(kind, records_path, iterations, warmup):
     from air.training.train_loop import build_training_graph
 
     load_start = os.getloadavg()[0]
-    config = AIRConfig()
+    config = AIRConfig(z_pres_estimator="nvil" if kind == "training_nvil" else "concrete")
     serialized = itertools.islice(records.iterate_records(records_path), config.batch_size)
     images = np.stack([records.decode_example(s)["image"] for s in serialized])
     if images.shape != (config.batch_size, config.canvas_height, config.canvas_width):
@@ -306,7 +307,7 @@ def _model_worker(kind, records_path, iterations, warmup):
             config.batch_size, config.canvas_height, config.canvas_width, records_path,
             images.shape))
     with tf.Graph().as_default():
-        if kind == "training":
+        if kind.startswith("training"):
             fetch = build_training_graph(config, images=tf.constant(images)).train_ops.train_op
             placeholder = None
         else:
@@ -338,6 +339,15 @@ def _training_metrics(figures):
                             ">= 20 on TF 1.15, peak memory < 2 GiB")
 def bench_training_step(args):
     figures = _run_model_worker(args, "training", 20 if args.quick else 300,
+                                3 if args.quick else 30)
+    return _training_metrics(figures)
+
+
+@benchmark("training_step_nvil", "training_step with the discrete z_pres estimator "
+                                 "(z_pres_estimator=nvil: Bernoulli z_pres, the score-function "
+                                 "term, the baseline network and its Adam step)")
+def bench_training_step_nvil(args):
+    figures = _run_model_worker(args, "training_nvil", 20 if args.quick else 300,
                                 3 if args.quick else 30)
     return _training_metrics(figures)
 

@@ -77,6 +77,18 @@ def test_iwae_benchmark_quick(tmp_path, mnist_dir, capsys):
     assert -1000.0 < metrics["IWAE bound per image"] < 0.0
 
 
+def test_training_step_benchmarks_of_both_estimators_quick(tmp_path, mnist_dir):
+    output = tmp_path / "bench.json"
+    assert bench.main(["--only", "training_step", "--only", "training_step_nvil", "--quick",
+                       "--mnist-dir", mnist_dir, "--output", str(output)]) == 0
+    results = json.loads(output.read_text())["benchmarks"]
+    for name in ("training_step", "training_step_nvil"):
+        metrics = {m["name"]: m["value"] for m in results[name]["metrics"]}
+        assert metrics["iterations/s"] > 0
+        assert metrics["iterations/s"] == pytest.approx(
+            1000.0 / metrics["time per iteration, median"], rel=0.5)
+
+
 def test_demo_latency_is_measured(small_results_dir, tmp_path):
     images = np.random.RandomState(0).rand(3, 50, 50).astype(np.float32)
     with model_folder.LoadedModel(os.path.join(small_results_dir, "model")) as model:

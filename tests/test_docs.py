@@ -17,10 +17,6 @@ from air.experiments import sweep
 from tests.conftest import REPO
 
 # Pages that other branches write; README.md links to them before they are merged here.
-PAGES_WRITTEN_ELSEWHERE = {"docs/estimators.md", "docs/reliability.md", "docs/history.md",
-                           "docs/training.md"}
-
-
 def _pages():
     """README.md and every Markdown page under docs/, as paths relative to the repository."""
     pages = ["README.md"] + sorted(
@@ -181,9 +177,6 @@ def test_no_relative_link_is_broken():
             path, _, anchor = target.partition("#")
             resolved = os.path.normpath(os.path.join(os.path.dirname(page), path)) if path \
                 else page
-            if resolved in PAGES_WRITTEN_ELSEWHERE and not os.path.exists(
-                    os.path.join(REPO, resolved)):
-                continue
             if not os.path.exists(os.path.join(REPO, resolved)):
                 problems.append("%s: link to %s: no such file" % (page, target))
             elif anchor and resolved.endswith(".md") and anchor not in _anchors(resolved):

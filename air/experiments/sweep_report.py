@@ -319,11 +319,22 @@ def markdown_report(rows, options, target, at, carried=()):
     return "\n".join(lines) + "\n"
 
 
+def _wrapped(title, width=50):
+    """A panel title broken at the '+' of a long variant name, so neighbours do not overlap."""
+    lines = []
+    for part in title.split("+"):
+        if lines and len(lines[-1]) + 1 + len(part) <= width:
+            lines[-1] += "+" + part
+        else:
+            lines.append(part if not lines else "+" + part)
+    return "\n".join(lines)
+
+
 def _accuracy_axis(axis, title, target, max_iterations, iteration_ticks):
     """The frame both figures give an accuracy panel: the target as a dashed line (drawn after
     the trials' lines), accuracy 0-1 against iterations 0-max_iterations, a light grid."""
     axis.axhline(target, color="grey", linestyle="--", linewidth=0.8)
-    axis.set_title(title, fontsize=9)
+    axis.set_title(_wrapped(title), fontsize=9)
     axis.set_xlim(0, max_iterations)
     axis.xaxis.set_major_formatter(iteration_ticks)
     axis.set_ylim(0, 1.02)

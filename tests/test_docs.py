@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from air.experiments import sweep
-from tests.conftest import REPO
+from conftest import REPO
 
 # Pages that other branches write; README.md links to them before they are merged here.
 def _pages():

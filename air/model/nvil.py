@@ -63,7 +63,8 @@ class NVIL(ZPresMode):
         score = tf.reduce_sum(attempted * tf.stop_gradient(centred) * log_q, axis=1)
         baseline_loss = (tf.reduce_sum(attempted * tf.square(cost - baseline))
                          / tf.maximum(tf.reduce_sum(attempted), 1.0))
-        return Objective(loss=model.loss + tf.reduce_mean(score), baseline_loss=baseline_loss,
+        return Objective(loss=model.loss + tf.reduce_mean(score), baseline=baseline,
+                         baseline_loss=baseline_loss,
                          baseline_variables=baseline_variables,
                          baseline_learning_rate=config.nvil_baseline_learning_rate,
                          updates=updates)

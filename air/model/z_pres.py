@@ -38,7 +38,8 @@ Presence = collections.namedtuple("Presence", ["z_pres", "kl"])
 # What training differentiates: ``loss`` for the model's variables; an estimator with its own
 # learnt parts adds their loss, variables, learning rate and the ops that update its statistics.
 Objective = collections.namedtuple("Objective", [
-    "loss", "baseline_loss", "baseline_variables", "baseline_learning_rate", "updates"])
+    "loss", "baseline", "baseline_loss", "baseline_variables", "baseline_learning_rate",
+    "updates"])
 
 
 def latent_seed_offset(t, latent_seed):
@@ -71,8 +72,8 @@ class ZPresMode:
 
     def objective(self, model):
         """What the training loss differentiates (see Objective): the negative ELBO itself."""
-        return Objective(loss=model.loss, baseline_loss=None, baseline_variables=(),
-                         baseline_learning_rate=None, updates=())
+        return Objective(loss=model.loss, baseline=None, baseline_loss=None,
+                         baseline_variables=(), baseline_learning_rate=None, updates=())
 
 
 class ConcreteRelaxation(ZPresMode):

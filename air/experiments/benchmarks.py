@@ -333,23 +333,25 @@ def _training_metrics(figures):
             Metric("load average (1 min) at end", figures["load_end"], "")]
 
 
+def _training_benchmark(args, kind, worker="_model_worker"):
+    """The table rows of ``worker`` timing training iterations of ``kind`` (300, 20 quick)."""
+    return _training_metrics(_run_model_worker(args, kind, 20 if args.quick else 300,
+                                               3 if args.quick else 30, worker=worker))
+
+
 @benchmark("training_step", "training step of the default configuration (Adam, clipping, skip "
                             "of non-finite updates; no summaries) on a constant batch of 64 real "
                             "multi-MNIST images, in a fresh process; targets >= 25 it/s on TF 2.x, "
                             ">= 20 on TF 1.15, peak memory < 2 GiB")
 def bench_training_step(args):
-    figures = _run_model_worker(args, "training", 20 if args.quick else 300,
-                                3 if args.quick else 30)
-    return _training_metrics(figures)
+    return _training_benchmark(args, "training")
 
 
 @benchmark("training_step_nvil", "training_step with the discrete z_pres estimator "
                                  "(z_pres_estimator=nvil: Bernoulli z_pres, the score-function "
                                  "term, the baseline network and its Adam step)")
 def bench_training_step_nvil(args):
-    figures = _run_model_worker(args, "training_nvil", 20 if args.quick else 300,
-                                3 if args.quick else 30)
-    return _training_metrics(figures)
+    return _training_benchmark(args, "training_nvil")
 
 
 @benchmark("model_forward", "test-mode forward pass of the default configuration on one 50x50 "
@@ -423,9 +425,7 @@ def _pipeline_worker(kind, records_path, iterations, warmup):
                                 "TFRecords, in a fresh process; target: within 10% of "
                                 "training_step")
 def bench_training_pipeline(args):
-    figures = _run_model_worker(args, "training", 20 if args.quick else 300,
-                                3 if args.quick else 30, worker="_pipeline_worker")
-    return _training_metrics(figures)
+    return _training_benchmark(args, "training", worker="_pipeline_worker")
 
 
 @benchmark("heldout_evaluation", "held-out evaluation as in training.py: the test-mode model "

@@ -23,6 +23,7 @@ import training
 from conftest import REPO, TINY, latest_step, require
 from air.experiments import sweep
 from air.training import checkpoints, metrics_log, write_failures
+from air.training.options import TrainingOptions
 
 SUBPROCESS_TIMEOUT = 600
 # Only the summaries the loop cannot do without: the runs here are about files, not curves.
@@ -180,13 +181,14 @@ def test_a_sweep_keeps_a_trial_whose_newest_checkpoint_is_gone(saved_run, tmp_pa
     shutil.copytree(saved_run, trial_dir)
     files_of_the_named_checkpoint_gone(trial_dir)
     trial = sweep.Trial(sweep.parse_variant("default"), 1, trial_dir)
-    options = sweep.TrialOptions(data_dir=str(tmp_path), max_iterations=100,
-                                 stop_at_accuracy=None, patience=3, eval_every=2, save_every=2,
-                                 threads=1, extra_args=[])
+    options = TrainingOptions(data_dir=str(tmp_path), max_iterations=100,
+                              stop_at_accuracy=None, patience=3, eval_every=2, save_every=2,
+                              threads=1)
     assert checkpoints.latest_checkpoint(os.path.join(trial_dir, "model")) is None
     assert sweep.trial_state(trial, options) == "partial"
-    command = sweep.prepare_trial(trial, options, sys.executable)
-    assert command[-1] == "--resume" and os.path.isdir(os.path.join(trial_dir, "model"))
+    assert sweep.prepare_trial(trial, options, sys.executable) is not None
+    assert os.path.isdir(os.path.join(trial_dir, "model"))
+    assert TrainingOptions.load(os.path.join(trial_dir, sweep.OPTIONS_NAME)).resume
 
 
 def test_a_sweep_repeats_the_error_line_of_a_trial_that_failed(tmp_path):

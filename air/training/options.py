@@ -97,7 +97,7 @@ class TrainingOptions:
             try:
                 object.__setattr__(self, "device", devices.device_option(self.device))
             except argparse.ArgumentTypeError as error:
-                raise ValueError("training option 'device': %s" % error)
+                raise ValueError("--device: %s" % error)
 
     def replace(self, **changes):
         """A copy with some options changed (unknown names are a ValueError)."""

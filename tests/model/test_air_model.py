@@ -474,7 +474,8 @@ def test_short_training_reduces_the_loss_and_its_checkpoint_restores(small_data_
     results = str(tmp_path / "run")
     assert training.main(["--data-dir", small_data_dir, "--results-dir", results] + SHORT_RUN) == 0
     with open(os.path.join(results, "metrics.csv"), newline="") as f:
-        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        # A concrete run leaves NVIL's gradient-variance column empty.
+        rows = [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
     assert [row["iteration"] for row in rows] == [50, 100, 150, 200]
     for row in rows:
         assert all(np.isfinite(v) for v in row.values()), row

@@ -21,6 +21,7 @@ numpy arrays, no session needed); the tf.data pipeline of training is air/data/p
 """
 
 import collections
+import itertools
 import os
 
 import numpy as np
@@ -105,6 +106,13 @@ def iterate_records(path):
         return tf.io.tf_record_iterator(path)
     finally:
         tf.logging.set_verbosity(verbosity)
+
+
+def first_images(path, count):
+    """The images [N, H, W] float32 of the first ``count`` records of ``path`` (N < count only
+    when the file holds fewer)."""
+    images = [decode_example(s)["image"] for s in itertools.islice(iterate_records(path), count)]
+    return np.stack(images) if images else np.zeros((0, DEFAULT_HEIGHT, DEFAULT_WIDTH), np.float32)
 
 
 def image_shape(path):

@@ -289,7 +289,6 @@ def _model_worker(kind, records_path, iterations, warmup):
     ``forward``: the test-mode model (rounded z_pres, posterior means) on one image at a
     time, fed through a placeholder as the demo does, fetching canvas, boxes and counts.
     """
-    import itertools
     cli.quiet_tensorflow()  # a worker's last stderr line is reported: keep it the error
     import numpy as np
     tf = cli.import_tensorflow()
@@ -300,8 +299,7 @@ def _model_worker(kind, records_path, iterations, warmup):
 
     load_start = os.getloadavg()[0]
     config = AIRConfig(z_pres_estimator="nvil" if kind == "training_nvil" else "concrete")
-    serialized = itertools.islice(records.iterate_records(records_path), config.batch_size)
-    images = np.stack([records.decode_example(s)["image"] for s in serialized])
+    images = records.first_images(records_path, config.batch_size)
     if images.shape != (config.batch_size, config.canvas_height, config.canvas_width):
         raise ValueError("expected %d images of %dx%d in %s, got %s" % (
             config.batch_size, config.canvas_height, config.canvas_width, records_path,

@@ -42,8 +42,6 @@ def learning_signal(reconstruction_loss, kl_z_pres, kl_z_where, kl_z_what):
 class NVIL(ZPresMode):
     """Training with a discrete z_pres and NVIL's score-function gradient (module docstring)."""
 
-    discrete = True
-
     def presence(self, t, z_pres_log_odds, prior_log_odds):
         uniform = tf.random_uniform(tf.shape(z_pres_log_odds), minval=np.finfo(np.float32).tiny,
                                     maxval=1.0,

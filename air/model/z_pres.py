@@ -13,8 +13,8 @@ decoder logits get noise, and what the training loss differentiates. Each mode i
   means, and the z_pres KL is the exact Bernoulli KL.
 * ``SampledDiscrete`` (the likelihood's sampled discrete model): Bernoulli z_pres and Gaussian
   z_where and z_what from stateless samplers keyed by ``sample_seed``, so the same key gives the
-  same samples in any graph; its KL terms are log q - log p at the sample (AIRModel's
-  ``_sampled_step``).
+  same samples in any graph; its KL terms are log q - log p at the sample (air_model's
+  ``SampledStep``).
 
 Seed offsets: step t's z_pres, z_where and z_what samplers use offset LATENTS_PER_STEP * t +
 Z_PRES_SEED (+ Z_WHERE_SEED, + Z_WHAT_SEED), so every step and latent has its own; the decoder
@@ -52,7 +52,6 @@ class ZPresMode:
 
     samples_latents = True   # z_where and z_what are samples (else posterior means)
     decoder_noise = True     # noise on the decoder logits (training only)
-    discrete = False         # z_pres in {0, 1}: the sampled step may skip stopped rows
 
     def __init__(self, config, seed=None):
         self.config = config
@@ -93,7 +92,6 @@ class Rounded(ZPresMode):
 
     samples_latents = False
     decoder_noise = False
-    discrete = True
 
     def presence(self, t, z_pres_log_odds, prior_log_odds):
         z_pres = tf.cast(z_pres_log_odds > 0.0, tf.float32)
@@ -108,7 +106,6 @@ class SampledDiscrete(ZPresMode):
     integers or an int [2] tensor), no decoder noise."""
 
     decoder_noise = False
-    discrete = True
 
     def __init__(self, config, sample_seed=None):
         super().__init__(config)
@@ -121,7 +118,7 @@ class SampledDiscrete(ZPresMode):
         return tf.stack([key[0], key[1] * (LATENTS_PER_STEP * self.config.max_steps) + offset])
 
     def presence(self, t, z_pres_log_odds, prior_log_odds):
-        # Its KL term is the log-probability ratio of the value used (AIRModel._sampled_step).
+        # Its KL term is the log-probability ratio of the value used (air_model.SampledStep).
         uniform = tf.random.stateless_uniform(
             tf.shape(z_pres_log_odds),
             seed=self.stateless_seed(latent_seed_offset(t, Z_PRES_SEED)),

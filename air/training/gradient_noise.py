@@ -44,7 +44,7 @@ class GradientNoiseProbe:
                              training=True, global_step=global_step)
             variables = [v for v in tf.trainable_variables()
                          if v.name.startswith(Z_PRES_NETWORK_SCOPE)]
-            self.gradients[estimator] = [g for g in tf.gradients(model.objective.loss, variables)]
+            self.gradients[estimator] = tf.gradients(model.objective.loss, variables)
         # The probe shares the run's variables: a new one would be untrained (and unsaved).
         created = set(tf.global_variables()) - variables_before
         if created:

@@ -141,12 +141,8 @@ def _gradient_noise_probe(args, config, train_path, global_step):
     if args.gradient_variance_draws < 2:
         return None
     from air.training.gradient_noise import GradientNoiseProbe
-    images = []
-    for serialized in records.iterate_records(train_path):
-        images.append(records.decode_example(serialized)["image"])
-        if len(images) == config.batch_size:
-            break
-    return GradientNoiseProbe(config, images, global_step, args.gradient_variance_draws)
+    return GradientNoiseProbe(config, records.first_images(train_path, config.batch_size),
+                              global_step, args.gradient_variance_draws)
 
 
 def _summary_ops(args, config, graph):

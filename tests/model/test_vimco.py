@@ -11,9 +11,9 @@ import tensorflow.compat.v1 as tf
 from air.config import AIRConfig, with_estimator
 from air.model import vimco
 from air.model.air_model import AIRModel
+from air.training import metrics_log
 from air.training.optimization import build_objective_train_op
 from conftest import evaluate_in_graph
-from test_nvil import read_metrics
 
 TINY_VIMCO = AIRConfig(canvas_height=24, canvas_width=24, window_size=8, rnn_units=16,
                        vae_latent=4, vae_recognition_units=(16,), vae_generative_units=(12,),
@@ -125,7 +125,7 @@ def test_vimco_trains_resumes_evaluates_loads_and_exports(small_data_dir, tmp_pa
     assert training.main(flags + ["--z-pres-estimator", "vimco", "--vimco-samples", "2",
                                   "--max-iterations", "20"]) == 0
     assert training.main(flags + ["--resume", "--max-iterations", "30"]) == 0
-    rows = read_metrics(results)
+    rows = metrics_log.read_rows(os.path.join(results, metrics_log.FILENAME))
     assert [int(r["iteration"]) for r in rows] == [10, 20, 30]
     for row in rows:  # a VIMCO run measures VIMCO and the relaxation on its weights
         assert float(row["z_pres_gradient_variance_vimco"]) >= 0.0

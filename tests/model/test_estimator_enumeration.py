@@ -112,7 +112,7 @@ def test_mean_gradient_of_the_z_pres_network_is_the_enumerated_gradient(name, mo
     # Each parameter's mean within 5 standard errors.
     deviation = np.abs(mean[0] - exact) / (error[0] + 1e-6 * scale)
     assert np.max(deviation) < 5.0, (deviation, mean[0], exact)
-    assert np.max(error[0]) < 0.25 * scale, "the check is too noisy to mean anything"
+    assert np.max(error[0]) < 0.5 * scale, "the check is too noisy to mean anything"
     # Without the score function the mean is far off: the check has the power to see it.
     assert np.max(np.abs(mean[1] - exact) / (error[1] + 1e-6 * scale)) > 20.0
 

@@ -114,7 +114,9 @@ def test_finite_at_the_extremes_of_the_log_odds_and_the_prior():
                     assert session.run(ops.skipped_updates) == 0, context
 
 
-def test_vimco_trains_resumes_evaluates_loads_and_exports(small_data_dir, tmp_path, capsys):
+def test_vimco_trains_resumes_and_every_script_reads_it(small_data_dir, tmp_path, capsys):
+    import charts
+    import embeddings
     import evaluate
     import training
     from air.evaluation.model_folder import LoadedModel, export_weights
@@ -136,9 +138,16 @@ def test_vimco_trains_resumes_evaluates_loads_and_exports(small_data_dir, tmp_pa
     config = AIRConfig.load(os.path.join(model_dir, "config.json"))
     assert (config.z_pres_estimator, config.vimco_samples) == ("vimco", 2)
     capsys.readouterr()
-    assert evaluate.main(["--model-dir", model_dir, "--data",
-                          os.path.join(small_data_dir, "test.tfrecords")]) == 0
-    assert "iteration 30" in capsys.readouterr().out
+    test_path = os.path.join(small_data_dir, "test.tfrecords")
+    # Test mode, the sampled ELBO and the importance-weighted bound of the checkpoint.
+    assert evaluate.main(["--model-dir", model_dir, "--data", test_path, "--samples", "4",
+                          "--importance-samples", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "iteration 30" in printed and "IWAE" in printed, printed
+    assert charts.main(["--results-dir", results, "--data", test_path, "--samples", "2",
+                        "--output-dir", str(tmp_path / "charts")]) == 0
+    assert embeddings.main(["--model-dir", model_dir, "--data", test_path, "--num-images", "20",
+                            "--output-dir", str(tmp_path / "embeddings")]) == 0
     images = np.random.RandomState(0).rand(3, 50, 50).astype(np.float32)
     exported = str(tmp_path / "exported")
     export_weights(model_dir, exported)

@@ -1,7 +1,8 @@
 """air/model/vimco.py, the discrete z_pres with VIMCO's K-sample bound: the bound and the
-leave-one-out signal against naive loops, the model's K rows per image, finite values at the
-extremes, a short training run end to end, and its flags. (Its unbiasedness by enumeration:
-test_estimator_enumeration.py.)"""
+leave-one-out signal against naive loops, the model's K rows per image, a short training run
+end to end that every script reads, and its field. (Its unbiasedness by enumeration:
+test_estimator_enumeration.py; finite values at the extremes and bad flags:
+test_discrete_estimators.py.)"""
 import os
 
 import numpy as np
@@ -12,7 +13,6 @@ from air.config import AIRConfig, with_estimator
 from air.model import vimco
 from air.model.air_model import AIRModel
 from air.training import metrics_log
-from air.training.optimization import build_objective_train_op
 from conftest import evaluate_in_graph
 
 TINY_VIMCO = AIRConfig(canvas_height=24, canvas_width=24, window_size=8, rnn_units=16,
@@ -83,37 +83,6 @@ def test_every_image_gets_k_rows_of_its_own_and_each_row_its_own_sample():
     assert accuracy == pytest.approx(np.mean(count == np.repeat(counts, 3)))
 
 
-def test_finite_at_the_extremes_of_the_log_odds_and_the_prior():
-    rng = np.random.RandomState(3)
-    images = np.stack([np.zeros([24, 24]), np.ones([24, 24]), rng.rand(24, 24) > 0.7,
-                       rng.rand(24, 24)]).astype(np.float32)
-    with tf.Graph().as_default():
-        feed_images = tf.placeholder(tf.float32, [4, 24, 24])
-        step = tf.train.get_or_create_global_step()
-        model = AIRModel(feed_images, TINY_VIMCO, training=True, global_step=step)
-        ops = build_objective_train_op(model.objective, TINY_VIMCO, step)
-        assert model.objective.baseline_variables == ()
-        bias = [v for v in tf.global_variables() if v.name == "air/z_pres/output/biases:0"][0]
-        value = tf.placeholder(tf.float32, [1])
-        set_bias = tf.assign(bias, value)
-        gradients = [g for g, _ in ops.gradients]
-        with tf.Session() as session:  # Grappler's default graph optimisers on
-            session.run(tf.global_variables_initializer())
-            for log_odds in (30.0, -30.0, 0.0):
-                for iteration in (0, 100000):
-                    session.run([set_bias, tf.assign(step, iteration)], {value: [log_odds]})
-                    result = session.run(
-                        {"loss": model.loss, "objective": model.objective.loss,
-                         "gradients": gradients, "norm": ops.gradient_norm},
-                        {feed_images: images})
-                    context = (log_odds, iteration)
-                    for name in ("loss", "objective", "norm"):
-                        assert np.isfinite(result[name]), (name, context)
-                    assert all(np.all(np.isfinite(g)) for g in result["gradients"]), context
-                    session.run(ops.train_op, {feed_images: images})
-                    assert session.run(ops.skipped_updates) == 0, context
-
-
 def test_vimco_trains_resumes_and_every_script_reads_it(small_data_dir, tmp_path, capsys):
     import charts
     import embeddings
@@ -171,21 +140,3 @@ def test_old_configs_read_as_before_and_the_field_round_trips():
     del saved["vimco_samples"], saved["z_pres_estimator"]
     old = AIRConfig.from_saved_dict(saved)
     assert (old.z_pres_estimator, old.vimco_samples) == ("concrete", 5)
-
-
-@pytest.mark.parametrize("flags, named", [
-    (["--z-pres-estimator", "vimc0"], "z-pres-estimator"),
-    (["--vimco-samples", "3"], "vimco_samples"),
-    (["--z-pres-estimator", "nvil", "--vimco-samples", "3"], "vimco_samples"),
-    (["--z-pres-estimator", "vimco", "--nvil-signal-decay", "0.5"], "nvil_signal_decay"),
-    (["--z-pres-estimator", "vimco", "--vimco-samples", "1"], "vimco_samples"),
-    (["--z-pres-estimator", "vimco", "--vimco-samples", "two"], "vimco-samples"),
-])
-def test_bad_vimco_flags_are_one_error_line_and_write_nothing(small_data_dir, tmp_path,
-                                                             capsys, flags, named):
-    import training
-    results = str(tmp_path / "run")
-    assert training.main(["--data-dir", small_data_dir, "--results-dir", results] + flags) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and named in err[0], err
-    assert not os.path.exists(results)

@@ -182,7 +182,7 @@ class AIRConfig:
     stopping_threshold: float = _field(
         0.99, "a step is live while the running sum of (1 - z_pres) stays below this value")
 
-    # How z_pres is trained (air/model/z_pres.py, air/model/nvil.py).
+    # How z_pres is trained (air/model/z_pres.py, nvil.py, vimco.py).
     z_pres_estimator: str = _field(
         "concrete", "training estimator of z_pres: 'concrete' (the continuous relaxation: a "
         "binary Concrete sample with the reparameterised gradient), 'nvil' (the original "

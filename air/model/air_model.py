@@ -30,7 +30,8 @@ One step of training or test mode is an ``InferenceStep``; the sampled discrete 
 differentiates, is one object of air/model/z_pres.py chosen by the mode and the config:
 
 * training (``training=True``): the config's ``z_pres_estimator``, the relaxation
-  (``concrete``, the default) or the original AIR's discrete z_pres with NVIL (``nvil``).
+  (``concrete``, the default), the original AIR's discrete z_pres with NVIL (``nvil``) or the
+  discrete z_pres with VIMCO's K-sample bound (``vimco``: K rows per image, as below).
 * test mode (``training=False``): z_pres rounded, z_where and z_what the posterior means, no
   decoder noise, the exact Bernoulli KL of z_pres.
 * the sampled discrete model (``training=False, discrete_sample=True``), the original AIR that
@@ -266,7 +267,8 @@ class AIRModel:
         samples_per_image: with ``discrete_sample``, an optional number (int or scalar int
             tensor) of independent samples per image: every output then has B * samples rows,
             the samples of image b in rows b * samples ... (b + 1) * samples - 1. The image's
-            LSTM projection, the same for all its samples, is computed once.
+            LSTM projection, the same for all its samples, is computed once. In training the
+            estimator's own count applies (``vimco``: ``vimco_samples``; the others: one).
         scope: variable scope; build a training and a test model on the same variables by
             giving both the same scope (the second reuses the variables).
 

@@ -201,7 +201,7 @@ class AIRConfig:
         "variance normalisation; it also scales the score-function term down against the "
         "exact KL's gradient on the same log-odds); false: centre it only")
     vimco_samples: int = _field(
-        5, "vimco: samples per image (K >= 2) of the K-sample bound; K times the compute")
+        5, "vimco: samples per image (K >= 2) of the K-sample bound; K times the rows")
 
     # Likelihood.
     likelihood_epsilon_placement: str = _field(

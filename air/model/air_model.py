@@ -257,7 +257,8 @@ class AIRModel:
         global_step: optional step tensor for the z_pres prior schedule; without it the
             prior is at the end of the schedule (its floor).
         z_pres_override: optional [B, max_steps] z_pres values used instead of the
-            inferred ones (for tests and analysis); the KL still uses the inferred log-odds.
+            inferred ones (for tests and analysis; one row per sample where an image has
+            several); the KL still uses the inferred log-odds.
         seed: optional op-level seed of the training samplers.
         discrete_sample: with ``training=False``, the sampled discrete model (see the module
             docstring) instead of test mode.

@@ -115,8 +115,10 @@ def test_vimco_trains_resumes_and_every_script_reads_it(small_data_dir, tmp_path
     assert "iteration 30" in printed and "IWAE" in printed, printed
     assert charts.main(["--results-dir", results, "--data", test_path, "--samples", "2",
                         "--output-dir", str(tmp_path / "charts")]) == 0
+    # Any attended window counts: a model of 30 iterations attends to little near a digit.
     assert embeddings.main(["--model-dir", model_dir, "--data", test_path, "--num-images", "20",
-                            "--output-dir", str(tmp_path / "embeddings")]) == 0
+                            "--max-distance", "3.0", "--output-dir",
+                            str(tmp_path / "embeddings")]) == 0, capsys.readouterr().err
     images = np.random.RandomState(0).rand(3, 50, 50).astype(np.float32)
     exported = str(tmp_path / "exported")
     export_weights(model_dir, exported)

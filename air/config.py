@@ -29,7 +29,7 @@ CHOICES = {
     "vae_activation": ("softplus", "relu"),
     "z_what_variance_head": ("log_variance", "softplus_std"),
     "likelihood_epsilon_placement": ("inside_log", "clip"),
-    "z_pres_estimator": ("concrete", "nvil"),
+    "z_pres_estimator": ("concrete", "nvil", "vimco"),
 }
 SCALE_TRANSFORMS = CHOICES["scale_transform"]
 
@@ -77,6 +77,7 @@ LEGACY_VALUES = {
 ESTIMATOR_FIELDS = {
     "nvil": ("nvil_baseline_learning_rate", "nvil_baseline_hidden_units", "nvil_signal_decay",
              "nvil_variance_normalisation"),
+    "vimco": ("vimco_samples",),
 }
 
 
@@ -181,11 +182,12 @@ class AIRConfig:
     stopping_threshold: float = _field(
         0.99, "a step is live while the running sum of (1 - z_pres) stays below this value")
 
-    # How z_pres is trained (air/model/z_pres.py, air/model/nvil.py).
+    # How z_pres is trained (air/model/z_pres.py, nvil.py, vimco.py).
     z_pres_estimator: str = _field(
         "concrete", "training estimator of z_pres: 'concrete' (the continuous relaxation: a "
-        "binary Concrete sample with the reparameterised gradient) or 'nvil' (the original "
-        "AIR's discrete Bernoulli z_pres with the score-function gradient of NVIL)")
+        "binary Concrete sample with the reparameterised gradient), 'nvil' (the original "
+        "AIR's discrete Bernoulli z_pres with the score-function gradient of NVIL) or 'vimco' "
+        "(discrete z_pres, the K-sample bound with leave-one-out baselines)")
     nvil_baseline_learning_rate: float = _field(
         1e-3, "nvil: Adam learning rate of the input-dependent baseline network", positive=True)
     nvil_baseline_hidden_units: int = _field(
@@ -198,6 +200,8 @@ class AIRConfig:
         True, "nvil: divide the centred learning signal by max(1, its running std) (NVIL's "
         "variance normalisation; it also scales the score-function term down against the "
         "exact KL's gradient on the same log-odds); false: centre it only")
+    vimco_samples: int = _field(
+        5, "vimco: samples per image (K >= 2) of the K-sample bound; K times the rows")
 
     # Likelihood.
     likelihood_epsilon_placement: str = _field(
@@ -354,6 +358,8 @@ def _check_estimator_fields(config):
     its default) with another estimator."""
     if not 0.0 <= config.nvil_signal_decay < 1.0:
         raise ValueError("nvil_signal_decay must be in [0, 1), got %r" % config.nvil_signal_decay)
+    if config.vimco_samples < 2:  # the leave-one-out baseline needs another sample
+        raise ValueError("vimco_samples must be 2 or more, got %r" % config.vimco_samples)
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
     for estimator, names in ESTIMATOR_FIELDS.items():
         for name in names:

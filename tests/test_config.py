@@ -65,7 +65,7 @@ DECLARED = [
     ("concrete_temperature", float, 1.0), ("stopping_threshold", float, 0.99),
     ("z_pres_estimator", str, "concrete"), ("nvil_baseline_learning_rate", float, 1e-3),
     ("nvil_baseline_hidden_units", int, 256), ("nvil_signal_decay", float, 0.9),
-    ("nvil_variance_normalisation", bool, True),
+    ("nvil_variance_normalisation", bool, True), ("vimco_samples", int, 5),
     ("likelihood_epsilon_placement", str, "clip"), ("likelihood_epsilon", float, 1e-6),
     ("learning_rate", float, 1e-4), ("gradient_clip_norm", float, 1.0),
     ("batch_size", int, 64),

@@ -285,7 +285,8 @@ def _model_worker(kind, records_path, iterations, warmup):
 
     ``training``: session.run of the train op (Adam step with clipping and the skip of
     non-finite updates, no summaries) on a constant batch of ``batch_size`` images;
-    ``training_nvil``: the same with ``z_pres_estimator=nvil`` (its baseline's update too).
+    ``training_nvil``, ``training_vimco``: the same with that ``z_pres_estimator`` (NVIL's
+    baseline update too; VIMCO's default 5 samples of each image).
     ``forward``: the test-mode model (rounded z_pres, posterior means) on one image at a
     time, fed through a placeholder as the demo does, fetching canvas, boxes and counts.
     """
@@ -298,7 +299,8 @@ def _model_worker(kind, records_path, iterations, warmup):
     from air.training.train_loop import build_training_graph
 
     load_start = os.getloadavg()[0]
-    config = AIRConfig(z_pres_estimator="nvil" if kind == "training_nvil" else "concrete")
+    estimator = kind.split("_", 1)[1] if kind.startswith("training_") else "concrete"
+    config = AIRConfig(z_pres_estimator=estimator)
     images = records.first_images(records_path, config.batch_size)
     if images.shape != (config.batch_size, config.canvas_height, config.canvas_width):
         raise ValueError("expected %d images of %dx%d in %s, got %s" % (
@@ -350,6 +352,13 @@ def bench_training_step(args):
                                  "term, the baseline network and its Adam step)")
 def bench_training_step_nvil(args):
     return _training_benchmark(args, "training_nvil")
+
+
+@benchmark("training_step_vimco", "training_step with z_pres_estimator=vimco (Bernoulli z_pres, "
+                                  "the K-sample bound of vimco_samples = 5 samples per image: "
+                                  "320 rows a batch)")
+def bench_training_step_vimco(args):
+    return _training_benchmark(args, "training_vimco")
 
 
 @benchmark("model_forward", "test-mode forward pass of the default configuration on one 50x50 "

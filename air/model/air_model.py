@@ -30,7 +30,8 @@ One step of training or test mode is an ``InferenceStep``; the sampled discrete 
 differentiates, is one object of air/model/z_pres.py chosen by the mode and the config:
 
 * training (``training=True``): the config's ``z_pres_estimator``, the relaxation
-  (``concrete``, the default) or the original AIR's discrete z_pres with NVIL (``nvil``).
+  (``concrete``, the default), the original AIR's discrete z_pres with NVIL (``nvil``) or the
+  discrete z_pres with VIMCO's K-sample bound (``vimco``: K rows per image, as below).
 * test mode (``training=False``): z_pres rounded, z_where and z_what the posterior means, no
   decoder noise, the exact Bernoulli KL of z_pres.
 * the sampled discrete model (``training=False, discrete_sample=True``), the original AIR that
@@ -238,6 +239,9 @@ def training_mode(config, seed=None):
     if config.z_pres_estimator == "nvil":
         from air.model.nvil import NVIL  # Its baseline network exists only in NVIL's graphs.
         return NVIL(config, seed)
+    if config.z_pres_estimator == "vimco":
+        from air.model.vimco import VIMCO
+        return VIMCO(config, seed)
     return z_pres_modes.ConcreteRelaxation(config, seed)
 
 
@@ -253,7 +257,8 @@ class AIRModel:
         global_step: optional step tensor for the z_pres prior schedule; without it the
             prior is at the end of the schedule (its floor).
         z_pres_override: optional [B, max_steps] z_pres values used instead of the
-            inferred ones (for tests and analysis); the KL still uses the inferred log-odds.
+            inferred ones (for tests and analysis; one row per sample where an image has
+            several); the KL still uses the inferred log-odds.
         seed: optional op-level seed of the training samplers.
         discrete_sample: with ``training=False``, the sampled discrete model (see the module
             docstring) instead of test mode.
@@ -263,7 +268,8 @@ class AIRModel:
         samples_per_image: with ``discrete_sample``, an optional number (int or scalar int
             tensor) of independent samples per image: every output then has B * samples rows,
             the samples of image b in rows b * samples ... (b + 1) * samples - 1. The image's
-            LSTM projection, the same for all its samples, is computed once.
+            LSTM projection, the same for all its samples, is computed once. In training the
+            estimator's own count applies (``vimco``: ``vimco_samples``; the others: one).
         scope: variable scope; build a training and a test model on the same variables by
             giving both the same scope (the second reuses the variables).
 
@@ -289,10 +295,6 @@ class AIRModel:
         if samples_per_image is not None and not discrete_sample:
             raise ValueError("samples_per_image needs discrete_sample=True")
         self.config = config
-        self._distinct_images = images
-        self._samples_per_image = samples_per_image
-        self.images = images if samples_per_image is None else repeat_rows(images,
-                                                                           samples_per_image)
         self.training = training
         self.discrete_sample = discrete_sample
         if training:
@@ -301,6 +303,12 @@ class AIRModel:
             self.mode = z_pres_modes.SampledDiscrete(config, sample_seed)
         else:
             self.mode = z_pres_modes.Rounded(config)
+        if samples_per_image is None:
+            samples_per_image = self.mode.samples_per_image
+        self._distinct_images = images
+        self._samples_per_image = samples_per_image
+        self.images = images if samples_per_image is None else repeat_rows(images,
+                                                                           samples_per_image)
         with tf.variable_scope(scope, reuse=tf.AUTO_REUSE):
             if global_step is None:
                 self.z_pres_prior_log_odds = tf.constant(
@@ -379,6 +387,8 @@ class AIRModel:
 
     def _build_accuracy(self, true_counts):
         true_counts = tf.cast(true_counts, tf.int32)
+        if self._samples_per_image is not None:
+            true_counts = repeat_rows(true_counts, self._samples_per_image)
         self.count_correct = tf.cast(tf.equal(self.digit_count, true_counts), tf.float32)
         self.accuracy = tf.reduce_mean(self.count_correct)
         self.accuracy_by_count = {}
@@ -414,11 +424,12 @@ class InferenceStep:
         presence = self.mode.presence(t, z_pres_log_odds, self.z_pres_prior_log_odds)
         z_pres = presence.z_pres if forced_z_pres is None else forced_z_pres
         where, placement = self._where(t, hidden)
-        kl_z_where = gaussian_kl(where, *self._z_where_prior())
+        kl_z_where = self._gaussian_kl(where, *self._z_where_prior())
         window = transformer.crop(self.images, placement.scale, placement.shift,
                                   config.window_size, config.transformer_grid)
         what = self._what(t, window)
-        kl_z_what = gaussian_kl(what, config.z_what_prior_mean, config.z_what_prior_variance)
+        kl_z_what = self._gaussian_kl(what, config.z_what_prior_mean,
+                                      config.z_what_prior_variance)
         reconstruction = self._decode(t, what.sample)
 
         attempted, stopping_sum, live = stop_rule(prev.stopping_sum, z_pres,
@@ -427,11 +438,23 @@ class InferenceStep:
         canvas = prev.canvas + (live * z_pres)[:, None, None] * pasted
         state = StepState(lstm=lstm_state, z_where=where.sample, z_what=what.sample,
                           z_pres=z_pres, stopping_sum=stopping_sum, canvas=canvas)
+        kl_z_pres = presence.kl
+        if kl_z_pres is None:  # the log-probability ratio of the value used, forced or drawn
+            kl_z_pres = (dist.bernoulli_log_probability(z_pres, z_pres_log_odds)
+                         - dist.bernoulli_log_probability(z_pres, self.z_pres_prior_log_odds))
         output = step_output(
             z_pres_log_odds, z_pres, where, placement, what, window, reconstruction, attempted,
-            live, kl_z_pres=attempted * presence.kl, kl_z_where=live * kl_z_where,
+            live, kl_z_pres=attempted * kl_z_pres, kl_z_where=live * kl_z_where,
             kl_z_what=live * kl_z_what)
         return state, output, None
+
+    def _gaussian_kl(self, latent, prior_mean, prior_variance):
+        """A Gaussian latent's KL term [B]: the closed form, or with a mode whose
+        ``kl_at_sample`` is set, log q - log p at the sample."""
+        if not self.mode.kl_at_sample:
+            return gaussian_kl(latent, prior_mean, prior_variance)
+        density = gaussian_log_density(latent, prior_mean, prior_variance)
+        return density.posterior - density.prior
 
     def _recurrence(self, static_projection, prev):
         """The LSTM step: (image projection, previous state) -> (output [B, units], LSTM state)."""

@@ -21,12 +21,11 @@ as Adam's moments are; the divisor is at least 1). The surrogate loss
 gives every parameter the reparameterised gradient of the same ELBO plus the score-function
 term of the parameters that move q(z_pres_t) (the z_pres head, the LSTM and what feeds it).
 """
-import numpy as np
 import tensorflow.compat.v1 as tf
 
 from air.model import distributions as dist
 from air.model import networks
-from air.model.z_pres import Z_PRES_SEED, Objective, Presence, ZPresMode, latent_seed_offset
+from air.model.z_pres import Objective, Presence, ZPresMode, discrete_z_pres
 
 BASELINE_SCOPE = "nvil_baseline"
 
@@ -43,11 +42,8 @@ class NVIL(ZPresMode):
     """Training with a discrete z_pres and NVIL's score-function gradient (module docstring)."""
 
     def presence(self, t, z_pres_log_odds, prior_log_odds):
-        uniform = tf.random_uniform(tf.shape(z_pres_log_odds), minval=np.finfo(np.float32).tiny,
-                                    maxval=1.0,
-                                    seed=self.seed_for(latent_seed_offset(t, Z_PRES_SEED)))
-        z_pres = tf.stop_gradient(dist.bernoulli_sample(z_pres_log_odds, uniform))
-        return Presence(z_pres, dist.bernoulli_kl(z_pres_log_odds, prior_log_odds))
+        return Presence(discrete_z_pres(self, t, z_pres_log_odds),
+                        dist.bernoulli_kl(z_pres_log_odds, prior_log_odds))
 
     def objective(self, model):
         config, steps = self.config, model.steps

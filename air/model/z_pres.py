@@ -9,6 +9,9 @@ decoder logits get noise, and what the training loss differentiates. Each mode i
 * ``NVIL`` (training, ``z_pres_estimator="nvil"``): z_pres is a Bernoulli sample, the original
   AIR's discrete estimator; its posterior learns by the score function with NVIL's baseline and
   variance normalisation (Mnih & Gregor, 2014). Defined in air/model/nvil.py.
+* ``VIMCO`` (training, ``z_pres_estimator="vimco"``): Bernoulli z_pres as NVIL's, K samples
+  per image, the K-sample bound with leave-one-out baselines (Mnih & Rezende, 2016). Defined
+  in air/model/vimco.py.
 * ``Rounded`` (test mode): z_pres is the rounded posterior, z_where and z_what are posterior
   means, and the z_pres KL is the exact Bernoulli KL.
 * ``SampledDiscrete`` (the likelihood's sampled discrete model): Bernoulli z_pres and Gaussian
@@ -32,7 +35,8 @@ LATENTS_PER_STEP = 3
 Z_PRES_SEED, Z_WHERE_SEED, Z_WHAT_SEED = 0, 1, 2
 DECODER_NOISE_SEED = 1000
 
-# One step's z_pres [B] and its unmasked KL [B] (None where the step computes the KL itself).
+# One step's z_pres [B] and its unmasked KL [B] (None: the step charges log q - log p of the
+# value it uses).
 Presence = collections.namedtuple("Presence", ["z_pres", "kl"])
 
 # What training differentiates: ``loss`` for the model's variables; an estimator with its own
@@ -47,11 +51,21 @@ def latent_seed_offset(t, latent_seed):
     return LATENTS_PER_STEP * t + latent_seed
 
 
+def discrete_z_pres(mode, t, z_pres_log_odds):
+    """Step t's Bernoulli z_pres [B] from its log-odds, by a stateful sampler seeded by the mode,
+    with no gradient (the discrete estimators' score functions reach the log-odds instead)."""
+    uniform = tf.random_uniform(tf.shape(z_pres_log_odds), minval=np.finfo(np.float32).tiny,
+                                maxval=1.0, seed=mode.seed_for(latent_seed_offset(t, Z_PRES_SEED)))
+    return tf.stop_gradient(dist.bernoulli_sample(z_pres_log_odds, uniform))
+
+
 class ZPresMode:
     """The interface; the defaults are those of training with stateful seeded samplers."""
 
     samples_latents = True   # z_where and z_what are samples (else posterior means)
     decoder_noise = True     # noise on the decoder logits (training only)
+    kl_at_sample = False     # KL terms of z_where and z_what: log q - log p at the sample
+    samples_per_image = None  # samples drawn per image (None: one, the rows not repeated)
 
     def __init__(self, config, seed=None):
         self.config = config

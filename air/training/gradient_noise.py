@@ -6,7 +6,9 @@ each draw is one run of its training objective's gradient (the samplers draw ane
 The figure is the variance over draws of each parameter's gradient, averaged over the parameters
 (the trace of the covariance divided by their number). An estimator can be measured in a run
 of another only if it has no learnt parts of its own: a concrete run measures the relaxation;
-an NVIL run measures NVIL (with its trained baseline) and the relaxation, on the same weights.
+an NVIL run measures NVIL (with its trained baseline) and the relaxation, on the same weights;
+a VIMCO run measures VIMCO (its K samples of each image: K times a draw's cost) and the
+relaxation.
 """
 import numpy as np
 

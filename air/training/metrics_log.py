@@ -17,8 +17,9 @@ COLUMNS = ("iteration", "wall_time", "epoch", "loss", "reconstruction", "kl_z_pr
            "heldout_accuracy", "heldout_accuracy_0", "heldout_accuracy_1",
            "heldout_accuracy_2", "heldout_discrete_elbo_final_prior", "heldout_overcount",
            "heldout_undercount", "z_pres_gradient_variance_concrete",
-           "z_pres_gradient_variance_nvil")
-GRADIENT_VARIANCE_COLUMNS = COLUMNS[-2:]
+           "z_pres_gradient_variance_nvil", "z_pres_gradient_variance_vimco")
+# Later columns go at the end: a resumed run of an older file gets them empty in its old rows.
+GRADIENT_VARIANCE_COLUMNS = COLUMNS[-3:]
 # The training fetches averaged over the iterations between two rows, in column order.
 TRAINING_MEANS = ("loss", "reconstruction", "kl_z_pres", "kl_z_where", "kl_z_what",
                   "train_accuracy")

@@ -77,12 +77,13 @@ def test_iwae_benchmark_quick(tmp_path, mnist_dir, capsys):
     assert -1000.0 < metrics["IWAE bound per image"] < 0.0
 
 
-def test_training_step_benchmarks_of_both_estimators_quick(tmp_path, mnist_dir):
+def test_training_step_benchmarks_of_every_estimator_quick(tmp_path, mnist_dir):
     output = tmp_path / "bench.json"
-    assert bench.main(["--only", "training_step", "--only", "training_step_nvil", "--quick",
-                       "--mnist-dir", mnist_dir, "--output", str(output)]) == 0
+    names = ("training_step", "training_step_nvil", "training_step_vimco")
+    assert bench.main([flag for name in names for flag in ("--only", name)]
+                      + ["--quick", "--mnist-dir", mnist_dir, "--output", str(output)]) == 0
     results = json.loads(output.read_text())["benchmarks"]
-    for name in ("training_step", "training_step_nvil"):
+    for name in names:
         metrics = {m["name"]: m["value"] for m in results[name]["metrics"]}
         assert metrics["iterations/s"] > 0
         assert metrics["iterations/s"] == pytest.approx(

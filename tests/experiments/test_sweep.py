@@ -509,20 +509,24 @@ def test_trials_not_started_when_a_live_sweep_reported_are_not_kept(tmp_path):
         assert "gave them" not in f.read()
 
 
-def test_tiny_grid_with_both_z_pres_estimators(small_data_dir, tmp_path):
+def test_tiny_grid_with_every_z_pres_estimator(small_data_dir, tmp_path):
     output = str(tmp_path / "sweep")
-    nvil_variant = "default:z_pres_estimator=nvil"
-    result = _sweep(["--seeds", "1", "--variant", "default", "--variant", nvil_variant,
+    variants = {"nvil": "default:z_pres_estimator=nvil",
+                "vimco": "default:z_pres_estimator=vimco,vimco_samples=2"}
+    result = _sweep(["--seeds", "1", "--variant", "default", "--variant", variants["nvil"],
+                     "--variant", variants["vimco"],
                      "--max-iterations", "6", "--eval-every", "3", "--save-every", "3",
                      "--training-args", TINY + " --gradient-variance-draws 2"], small_data_dir,
                     output)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 trials, 2 to run" in result.stdout
-    trial = os.path.join(output, "default+z_pres_estimator=nvil", "seed-1")
-    with open(os.path.join(trial, "model", "config.json")) as f:
-        assert '"z_pres_estimator": "nvil"' in f.read()
-    columns, rows = metrics_log.read_values(os.path.join(trial, "metrics.csv"))
-    assert [row["iteration"] for row in rows] == [3, 6]
-    assert all(row["z_pres_gradient_variance_nvil"] >= 0.0 for row in rows)
+    assert "3 trials, 3 to run" in result.stdout
     with open(os.path.join(output, "sweep.csv")) as f:
-        assert "z_pres_estimator=nvil" in f.read()
+        table = f.read()
+    for estimator, variant in variants.items():
+        trial = os.path.join(output, sweep.parse_variant(variant).name, "seed-1")
+        with open(os.path.join(trial, "model", "config.json")) as f:
+            assert '"z_pres_estimator": "%s"' % estimator in f.read()
+        columns, rows = metrics_log.read_values(os.path.join(trial, "metrics.csv"))
+        assert [row["iteration"] for row in rows] == [3, 6]
+        assert all(row["z_pres_gradient_variance_" + estimator] >= 0.0 for row in rows)
+        assert "z_pres_estimator=" + estimator in table

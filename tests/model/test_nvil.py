@@ -1,6 +1,7 @@
 """air/model/nvil.py, the discrete z_pres with NVIL's score-function gradient: its learning
 signal against a naive loop, the estimator's gradient against the closed form of a one-step
-model, finite values at the extremes, a short training run end to end, and its flags."""
+model, its baseline's training, a short training run end to end, and its flags. (Finite values
+at the extremes and bad flags: test_discrete_estimators.py.)"""
 import collections
 import os
 
@@ -104,33 +105,6 @@ def nvil_graph(config, batch):
     return images, step, model, ops
 
 
-def test_finite_at_the_extremes_of_the_log_odds_and_the_prior():
-    rng = np.random.RandomState(3)
-    images = np.stack([np.zeros([24, 24]), np.ones([24, 24]), rng.rand(24, 24) > 0.7,
-                       rng.rand(24, 24)]).astype(np.float32)
-    with tf.Graph().as_default():
-        feed_images, step, model, ops = nvil_graph(TINY_NVIL, 4)
-        bias = [v for v in tf.global_variables() if v.name == "air/z_pres/output/biases:0"][0]
-        value = tf.placeholder(tf.float32, [1])
-        set_bias = tf.assign(bias, value)
-        gradients = [g for g, _ in ops.gradients]
-        with tf.Session() as session:
-            session.run(tf.global_variables_initializer())
-            for log_odds in (30.0, -30.0, 0.0):
-                for iteration in (0, 100000):
-                    session.run([set_bias, tf.assign(step, iteration)], {value: [log_odds]})
-                    result = session.run(
-                        {"loss": model.loss, "objective": model.objective.loss,
-                         "baseline": model.objective.baseline_loss, "gradients": gradients,
-                         "norm": ops.gradient_norm}, {feed_images: images})
-                    context = (log_odds, iteration)
-                    for name in ("loss", "objective", "baseline", "norm"):
-                        assert np.isfinite(result[name]), (name, context)
-                    assert all(np.all(np.isfinite(g)) for g in result["gradients"]), context
-                    session.run(ops.train_op, {feed_images: images})
-                    assert session.run(ops.skipped_updates) == 0, context
-
-
 def test_train_op_updates_the_baseline_and_the_signal_statistics():
     images = np.random.RandomState(4).rand(4, 24, 24).astype(np.float32)
     with tf.Graph().as_default():
@@ -207,19 +181,3 @@ def test_estimator_fields_given_with_their_estimator_are_taken():
     assert (config.z_pres_estimator, config.nvil_variance_normalisation,
             config.nvil_baseline_learning_rate, config.nvil_signal_decay) == ("nvil", False,
                                                                               0.01, 0.5)
-
-
-@pytest.mark.parametrize("flags, named", [
-    (["--z-pres-estimator", "reinforce"], "z-pres-estimator"),
-    (["--nvil-signal-decay", "0.5"], "nvil_signal_decay"),
-    (["--nvil-baseline-learning-rate", "0.01"], "nvil_baseline_learning_rate"),
-    (["--z-pres-estimator", "nvil", "--nvil-signal-decay", "1.0"], "nvil_signal_decay"),
-])
-def test_bad_estimator_flags_are_one_error_line_and_write_nothing(small_data_dir, tmp_path,
-                                                                 capsys, flags, named):
-    import training
-    results = str(tmp_path / "run")
-    assert training.main(["--data-dir", small_data_dir, "--results-dir", results] + flags) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and named in err[0], err
-    assert not os.path.exists(results)

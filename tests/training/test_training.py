@@ -250,6 +250,28 @@ def test_metric_columns_keep_those_of_an_older_version():
     assert metrics_log.resumed_columns([]) == metrics_log.COLUMNS
     assert metrics_log.resumed_columns([{c: "1" for c in metrics_log.COLUMNS}]) == (
         metrics_log.COLUMNS)
+
+
+def test_a_metrics_file_from_before_the_vimco_column_resumes_with_it_empty(tmp_path):
+    path = str(tmp_path / metrics_log.FILENAME)
+    old_columns = metrics_log.COLUMNS[:-1]
+    assert old_columns[-1] == "z_pres_gradient_variance_nvil"
+    with open(path, "w") as f:
+        f.write(",".join(old_columns) + "\n" + ",".join(["10"] + ["0.5"] * (len(old_columns) - 1))
+                + "\n")
+    writer = metrics_log.MetricsWriter(path, 10)
+    heldout = {"count_accuracy_by_digits": {"0": 1.0, "1": 0.5, "2": 0.25},
+               "count_accuracy": 0.5, "discrete_elbo_final_prior": -150.0, "overcount": 0.1,
+               "undercount": 0.2, "z_pres_gradient_variance_vimco": 2.5e-7}
+    writer.write(20, 1.0, 0.1, [1.0] * 6, 0, heldout)
+    writer.close()
+    columns, rows = metrics_log.read_values(path)
+    assert columns == metrics_log.COLUMNS
+    assert [row["iteration"] for row in rows] == [10, 20]
+    assert math.isnan(rows[0]["z_pres_gradient_variance_vimco"])
+    assert rows[0]["z_pres_gradient_variance_nvil"] == 0.5
+    assert rows[1]["z_pres_gradient_variance_vimco"] == pytest.approx(2.5e-7)
+    assert math.isnan(rows[1]["z_pres_gradient_variance_nvil"])
 def folder_contents(root):
     """{relative path: bytes or None for folders} of everything under ``root``."""
     found = {}

@@ -95,7 +95,7 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
     # Built in this order, always: with a seed, each random op's stream follows from its place.
     graph = build_training_graph(config, train_path, seed=args.seed)
     evaluator = HeldOutEvaluator(config, test_path, args.eval_batch_size, graph.global_step)
-    summary_ops = _summary_ops(args, config, graph)
+    summary_ops = _summary_ops(args, graph)
     fetches = iteration_fetches(graph)
     saver = tf.train.Saver(max_to_keep=args.keep_checkpoints, save_relative_paths=True)
     # Built last: its ops come after every op of the run's own graph.
@@ -145,14 +145,14 @@ def _gradient_noise_probe(args, config, train_path, global_step):
                               global_step, args.gradient_variance_draws)
 
 
-def _summary_ops(args, config, graph):
+def _summary_ops(args, graph):
     """The TensorBoard summaries by kind: name -> (iterations between them, summary op)."""
     import tensorflow.compat.v1 as tf
     from air.training import summaries
     model, train_ops = graph.model, graph.train_ops
     return {
         "scalars": (args.scalars_every, summaries.scalar_summaries(
-            model, train_ops, tf.constant(config.learning_rate))),
+            model, train_ops, tf.convert_to_tensor(train_ops.learning_rate))),
         "variables": (args.variables_every, summaries.variable_summaries(model)),
         "gradients": (args.gradients_every, summaries.gradient_summaries(train_ops)),
         "images": (args.images_every, summaries.image_summaries(model)),

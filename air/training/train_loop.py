@@ -64,13 +64,16 @@ def train(args, config_fields):
     for path in (train_path, test_path):
         if not os.path.isfile(path):
             raise TrainingError("missing %s: run `make data` (multi_mnist.py) first" % path)
+    if args.extrapolation_data and not os.path.isfile(args.extrapolation_data):
+        raise TrainingError("--extrapolation-data %s: no such file" % args.extrapolation_data)
     height, width = records.image_shape(train_path)
     with write_failures.reported(os.path.join(args.results_dir, "model")):
         config, model_dir, summary_dir = prepare_results(args, config_fields)
-    mismatch = records.shape_mismatch(train_path, (height, width),
-                                      (config.canvas_height, config.canvas_width))
-    if mismatch:
-        raise TrainingError(mismatch)
+    for path in filter(None, (train_path, args.extrapolation_data)):
+        mismatch = records.shape_mismatch(path, records.image_shape(path),
+                                          (config.canvas_height, config.canvas_width))
+        if mismatch:
+            raise TrainingError(mismatch)
 
     train_images = sum(1 for _ in records.iterate_records(train_path))
     iterations_per_epoch = train_images / float(config.batch_size)
@@ -100,6 +103,7 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
     saver = tf.train.Saver(max_to_keep=args.keep_checkpoints, save_relative_paths=True)
     # Built last: its ops come after every op of the run's own graph.
     probe = _gradient_noise_probe(args, config, train_path, graph.global_step)
+    final = _final_evaluation(args, config, evaluator)
     session_config = devices.session_config(args.threads, args.gpu_memory_fraction,
                                             args.device or None)
 
@@ -123,6 +127,8 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
         try:
             ending = loop.run(fetches, summary_ops, evaluator, stop)
             path = loop.save()
+            if final is not None and ending in ("converged", "finished"):
+                final.write(session, loop.step, args.results_dir)
         except BaseException as error:
             # A run stopped by an error saves what it has, unless the error is a failed write:
             # another save would only fail again, and leave more partial files.
@@ -143,6 +149,15 @@ def _gradient_noise_probe(args, config, train_path, global_step):
     from air.training.gradient_noise import GradientNoiseProbe
     return GradientNoiseProbe(config, records.first_images(train_path, config.batch_size),
                               global_step, args.gradient_variance_draws)
+
+
+def _final_evaluation(args, config, evaluator):
+    """The FinalEvaluation of --final-evaluation (beside the run's held-out evaluator), or None."""
+    if not args.final_evaluation:
+        return None
+    from air.evaluation.final import FinalEvaluation
+    return FinalEvaluation(config, evaluator, args.extrapolation_data or None,
+                           args.eval_batch_size)
 
 
 def _summary_ops(args, graph):

@@ -14,7 +14,8 @@ iteration at the target accuracy; per trial: accuracy by digit count, failure mo
 sweep.png (accuracy curves, one panel per variant), sweep_by_count.png (the accuracy on one- and
 on two-digit images beside the z_pres prior's schedule), and a record of each trial
 (REPORT/trials/<variant>/seed-<N>/: its metrics.csv and config.json) from which a later report,
-anywhere, shows it again.
+anywhere, shows it again. Each trial's final model is measured as it ends (held-out mean IoU and
+window height; count accuracy on --extrapolation-images 3-digit images) into its record.
 """
 import argparse
 import os

@@ -1,10 +1,11 @@
 """The tables and figure of a sweep (sweep.csv, sweep.md, sweep.png), read from each trial's
-metrics.csv alone, so they can be rewritten at any time, also while trials still run.
+metrics.csv (and the figures of its final model, final_evaluation.json, where it has them), so
+they can be rewritten at any time, also while trials still run.
 
 A report folder keeps its study. Every trial it reports leaves a record there,
-``trials/<variant>/seed-<N>/`` (the trial's metrics.csv, model/config.json and the figures of
-its final model, final_evaluation.json: a few kB, no checkpoint), and a rewritten report shows every trial it has shown before: from the trial's
-folder where that has evaluations, else from its record, else (trials reported before records
+``trials/<variant>/seed-<N>/`` (the trial's metrics.csv, model/config.json and
+final_evaluation.json: a few kB, no checkpoint), and a rewritten report shows every trial it
+has shown before: from the trial's folder where that has evaluations, else from its record, else (trials reported before records
 were kept) as the row the earlier sweep.csv gave it. So a study committed with its report
 folder can be extended from a fresh clone, on another machine, whose runs/ is empty.
 """

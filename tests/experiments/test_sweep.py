@@ -101,6 +101,7 @@ def test_a_trial_is_launched_with_its_options_and_config_files(tmp_path):
     (["--stop-at-accuracy", "1.5"], "--stop-at-accuracy"),
     (["--address", "127.0.0.1:9"], "cannot reach a Ray cluster at 127.0.0.1:9"),
     (["--python", "/nonexistent/python"], "does not run"),
+    (["--extrapolation-images", "-1"], "--extrapolation-images"),
 ])
 def test_bad_input_is_one_error_line(small_data_dir, tmp_path, args, message):
     if "--address" in args and sys.version_info < (3, 9):

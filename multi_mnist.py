@@ -1,8 +1,9 @@
 """Generates the multi-MNIST data set: train.tfrecords and test.tfrecords.
 
 Training images use MNIST training digits only; the test set uses MNIST test digits only. Each
-image holds 0..--max-digits digits, cropped to their ink and placed without overlap (see
-air/data/generator.py for the exact rules, and air/data/records.py for the record format).
+image holds --min-digits (0) to --max-digits digits, cropped to their ink and placed without
+overlap (see air/data/generator.py for the exact rules, and air/data/records.py for the record
+format).
 
     python multi_mnist.py --mnist-dir /path/to/mnist     # 20,000 images per digit count 0/1/2
 
@@ -42,7 +43,9 @@ def build_parser():
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="where to write the records")
     cli.add_numeric_options(parser, [
         ("--max-digits", cli.integer(0, MAX_DIGITS), 2,
-         "images hold 0..MAX_DIGITS digits, equally many of each count"),
+         "images hold MIN_DIGITS..MAX_DIGITS digits, equally many of each count"),
+        ("--min-digits", cli.integer(0, MAX_DIGITS), 0,
+         "the fewest digits an image holds (3 with --max-digits 3: a set of 3-digit images)"),
         ("--images-per-digit", cli.integer(0, MAX_IMAGES), 20000,
          "training images for each digit count"),
         ("--test-set-size", cli.integer(0, MAX_IMAGES), 1000,
@@ -91,6 +94,9 @@ def _range(name, values, low=None):
 
 def options_from_args(args):
     """Validates what the parser's ranges cannot and returns the generator's Options."""
+    if args.min_digits > args.max_digits:
+        raise cli.UserError("--min-digits %d is more than --max-digits %d"
+                            % (args.min_digits, args.max_digits))
     if 2 * args.canvas_margin >= min(args.height, args.width):
         raise cli.UserError("--canvas-margin %d leaves no room on a %dx%d canvas"
                             % (args.canvas_margin, args.height, args.width))
@@ -118,7 +124,7 @@ def run(args):
         raise cli.UserError("cannot create output folder %s (%s)" % (args.output_dir, e))
     written = dataset_writer.generate(
         data, options, args.output_dir, args.images_per_digit, args.test_set_size,
-        args.max_digits, args.seed, args.workers, args.quiet)
+        args.max_digits, args.seed, args.workers, args.quiet, args.min_digits)
     if not args.quiet:
         for name, count in written.items():
             sys.stderr.write("multi_mnist: wrote %d records to %s\n"

@@ -14,7 +14,8 @@ iteration at the target accuracy; per trial: accuracy by digit count, failure mo
 sweep.png (accuracy curves, one panel per variant), sweep_by_count.png (the accuracy on one- and
 on two-digit images beside the z_pres prior's schedule), and a record of each trial
 (REPORT/trials/<variant>/seed-<N>/: its metrics.csv and config.json) from which a later report,
-anywhere, shows it again.
+anywhere, shows it again. Each trial's final model is measured as it ends (held-out mean IoU and
+window height; count accuracy on --extrapolation-images 3-digit images) into its record.
 """
 import argparse
 import os
@@ -52,7 +53,12 @@ def build_parser():
          "in turn"),
         ("--progress-seconds", cli.number(minimum=0.0), 600.0,
          "seconds between status lines (trials' last evaluations, speed, time left); 0: none"),
+        ("--extrapolation-images", cli.integer(0, 100000), 500,
+         "3-digit test images (made once in --output-dir by multi_mnist.py) each trial's final "
+         "model counts, for the reports' 3-digit accuracy; 0: none"),
     ])
+    parser.add_argument("--mnist-dir", default=None,
+                        help="the MNIST files of the 3-digit set (default: multi_mnist.py's)")
     parser.add_argument("--ray", action="store_true",
                         help="run the trials as Ray tasks (Python >= 3.9 with ray installed)")
     parser.add_argument("--address", default=None,
@@ -107,6 +113,7 @@ def run(args):
         elsewhere = ended_in_report(trials, options, report_dir)
         trials = [t for t in trials if t not in elsewhere]
         with sweep.SweepLock(args.output_dir):
+            options = _with_final_evaluation(args, options, variants, config_changes)
             jobs = [(t, c) for t, c in ((t, sweep.prepare_trial(t, options, args.python,
                                                                   config_changes))
                                         for t in trials) if c is not None]
@@ -121,6 +128,17 @@ def run(args):
     ended = sum(r["state"] in ("converged", "finished") for r in rows)
     print("sweep: %d of %d trials ended; tables in %s"
           % (ended, len(rows), os.path.join(report_dir, "sweep.md")), flush=True)
+
+
+def _with_final_evaluation(args, options, variants, config_changes):
+    """The trials' options with the figures of their final models (final_evaluation.json):
+    held-out boxes and windows, and the count accuracy on the 3-digit set."""
+    extrapolation = ""
+    if args.extrapolation_images:
+        configs = [sweep.variant_config(v).replace(**config_changes) for v in variants]
+        extrapolation = sweep.extrapolation_set(args.output_dir, args.extrapolation_images,
+                                                configs, args.python, args.mnist_dir)
+    return options.replace(final_evaluation=True, extrapolation_data=extrapolation)
 
 
 def _run_jobs(args, jobs, options, trials, report_dir):

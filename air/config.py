@@ -51,6 +51,10 @@ ORIGINAL_CHOICES = {
     "z_pres_prior_odds_epsilon": 1e-9,
     "scale_prior_mean": -1.0,
     "z_pres_prior_odds_decay_steps": 3000,
+    # A constant window-scale prior and learning rate (its training.py has a learning-rate
+    # schedule, commented out).
+    "scale_prior_anneal_steps": 0,
+    "learning_rate_decay": 1.0,
 }
 
 # What a config.json written before a field existed meant: the graph of that time. A missing
@@ -70,6 +74,8 @@ LEGACY_VALUES = {
     "scale_prior_mean": -1.0,
     "z_pres_prior_odds_decay_steps": 3000,
     "z_pres_estimator": "concrete",
+    "scale_prior_anneal_steps": 0,
+    "learning_rate_decay": 1.0,
 }
 
 # The fields that belong to one z_pres estimator: with another estimator they must keep their
@@ -216,25 +222,30 @@ class AIRConfig:
         1.0, "gradients are clipped to this global norm", positive=True)
     batch_size: int = _field(64, "images per training iteration", positive=True)
 
+    # Schedules of the window-scale prior and the learning rate (SCHEDULE_FIELDS; default off).
+    scale_prior_mean_final: float = _field(-1.0, "where the scale prior's mean moves to")
+    scale_prior_anneal_start: int = _field(0, "iteration the scale prior's mean starts moving")
+    scale_prior_anneal_steps: int = _field(
+        0, "iterations it moves for, linearly in the latent (0: a constant scale_prior_mean)")
+    learning_rate_decay: float = _field(
+        1.0, "factor per learning_rate_decay_steps, applied smoothly (1: no decay)", positive=True)
+    learning_rate_decay_start: int = _field(0, "iteration the learning rate starts decaying")
+    learning_rate_decay_steps: int = _field(10000, "iterations per decay factor", positive=True)
+
     def __post_init__(self):
         _check_fields(self)
         _check_estimator_fields(self)
+        _check_schedule_fields(self)
 
     @property
     def z_pres_prior_log_odds_range(self):
         """(first, last) prior log-odds of the annealing schedule."""
-        epsilon = self.z_pres_prior_odds_epsilon
-        return (math.log(self.z_pres_prior_odds_initial + epsilon),
-                math.log(self.z_pres_prior_odds_floor + epsilon))
+        return _z_pres_prior_log_odds_range(self)
 
     def z_pres_prior_log_odds_at(self, iteration):
         """The prior log-odds of z_pres at an iteration, as a number (for reports): the schedule
         ``air_model.z_pres_prior_log_odds`` builds in the graph (tested equal)."""
-        log_odds = max(math.log(self.z_pres_prior_odds_initial)
-                       + math.log(self.z_pres_prior_odds_decay) * iteration
-                       / self.z_pres_prior_odds_decay_steps,
-                       math.log(self.z_pres_prior_odds_floor))
-        return math.log(math.exp(log_odds) + self.z_pres_prior_odds_epsilon)
+        return _z_pres_prior_log_odds_at(self, iteration)
 
     @classmethod
     def from_preset(cls, name, **changes):
@@ -271,13 +282,7 @@ class AIRConfig:
 
     @classmethod
     def from_json(cls, text):
-        try:
-            values = json.loads(text)
-        except ValueError as error:
-            raise ValueError("config is not valid JSON: %s" % error)
-        if not isinstance(values, dict):
-            raise ValueError("config JSON must be an object of field: value")
-        return cls.from_saved_dict(values)
+        return cls.from_saved_dict(_json_object(text))
 
     def save(self, path):
         with open(path, "w") as f:
@@ -287,6 +292,31 @@ class AIRConfig:
     def load(cls, path):
         with open(path) as f:
             return cls.from_json(f.read())
+
+
+def _z_pres_prior_log_odds_range(config):
+    epsilon = config.z_pres_prior_odds_epsilon
+    return (math.log(config.z_pres_prior_odds_initial + epsilon),
+            math.log(config.z_pres_prior_odds_floor + epsilon))
+
+
+def _z_pres_prior_log_odds_at(config, iteration):
+    log_odds = max(math.log(config.z_pres_prior_odds_initial)
+                   + math.log(config.z_pres_prior_odds_decay) * iteration
+                   / config.z_pres_prior_odds_decay_steps,
+                   math.log(config.z_pres_prior_odds_floor))
+    return math.log(math.exp(log_odds) + config.z_pres_prior_odds_epsilon)
+
+
+def _json_object(text):
+    """The dict of a config's JSON text; ValueError when it is not valid JSON of an object."""
+    try:
+        values = json.loads(text)
+    except ValueError as error:
+        raise ValueError("config is not valid JSON: %s" % error)
+    if not isinstance(values, dict):
+        raise ValueError("config JSON must be an object of field: value")
+    return values
 
 
 # Named sets of the departure fields: "default" is the class defaults, "original" the original
@@ -368,6 +398,38 @@ def _check_estimator_fields(config):
                                  "effect" % (name, estimator, config.z_pres_estimator))
 
 
+# The schedules: (the field that switches one on, its value when off, the fields of the
+# schedule), which must keep their defaults while it is off.
+SCHEDULE_FIELDS = (
+    ("scale_prior_anneal_steps", 0, ("scale_prior_mean_final", "scale_prior_anneal_start")),
+    ("learning_rate_decay", 1.0, ("learning_rate_decay_start", "learning_rate_decay_steps")),
+)
+
+
+def _check_schedule_fields(config):
+    """Raises ValueError for a schedule's iteration out of range, or a schedule's own field
+    given (not at its default) while the schedule is off."""
+    for name in ("scale_prior_anneal_start", "scale_prior_anneal_steps",
+                 "learning_rate_decay_start"):
+        if getattr(config, name) < 0:
+            raise ValueError("%s must be 0 or more, got %r" % (name, getattr(config, name)))
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    for switch, off, names in SCHEDULE_FIELDS:
+        for name in names:
+            if getattr(config, switch) == off and getattr(config, name) != defaults[name]:
+                raise ValueError("%s has no effect with %s=%s" % (name, switch, off))
+
+
+def _enabling(name):
+    """The field values that make a field of an estimator or a schedule take effect, so that
+    the field can be checked alone (``overrides_from_args``)."""
+    for estimator, names in ESTIMATOR_FIELDS.items():
+        if name in names:
+            return {"z_pres_estimator": estimator}
+    # Any value other than the off one: both switches accept 2.
+    return {switch: 2 for switch, _, names in SCHEDULE_FIELDS if name in names}
+
+
 def with_estimator(config, name):
     """``config`` trained with the z_pres estimator ``name``, every estimator's own fields
     (ESTIMATOR_FIELDS) at their defaults."""
@@ -433,11 +495,10 @@ def overrides_from_args(args):
             raise FlagError("unknown --preset %r (one of %s)"
                             % (given["preset"], ", ".join(PRESETS)))
         given = dict(PRESETS[given["preset"]], **given)
-    owner = {name: estimator for estimator, names in ESTIMATOR_FIELDS.items() for name in names}
     for name, value in sorted(given.items()):
-        # An estimator's own field is checked alone with its estimator; the combination below
-        # says when it was given with another.
-        alone = dict({"z_pres_estimator": owner[name]} if name in owner else {}, **{name: value})
+        # An estimator's or a schedule's own field is checked alone with it switched on; the
+        # combination below says when it was given without.
+        alone = dict(_enabling(name), **{name: value})
         try:
             AIRConfig.from_dict(alone)
         except ValueError as error:

@@ -37,6 +37,9 @@ CONFIG_OUT_OF_RANGE = {
     "--z-pres-prior-odds-epsilon": ("-1", "0.5"), "--vae-likelihood-std": ("-0.3",),
     "--vae-recognition-units": ("0", "-5"), "--vae-generative-units": ("0",),
     "--cnn-filters": ("0",),
+    "--scale-prior-anneal-steps": ("-1",), "--scale-prior-anneal-start": ("-1",),
+    "--learning-rate-decay": ("0", "-0.5"), "--learning-rate-decay-steps": ("0",),
+    "--learning-rate-decay-start": ("-1",),
 }
 
 

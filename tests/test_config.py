@@ -69,6 +69,9 @@ DECLARED = [
     ("likelihood_epsilon_placement", str, "clip"), ("likelihood_epsilon", float, 1e-6),
     ("learning_rate", float, 1e-4), ("gradient_clip_norm", float, 1.0),
     ("batch_size", int, 64),
+    ("scale_prior_mean_final", float, -1.0), ("scale_prior_anneal_start", int, 0),
+    ("scale_prior_anneal_steps", int, 0), ("learning_rate_decay", float, 1.0),
+    ("learning_rate_decay_start", int, 0), ("learning_rate_decay_steps", int, 10000),
 ]
 
 
@@ -128,6 +131,14 @@ def test_config_is_immutable():
     ({"scale_prior_variance": 0.0}, "scale_prior_variance"),
     ({"stopping_threshold": 1.5}, "stopping_threshold"),
     ({"stopping_threshold": 0.0}, "stopping_threshold"),
+    ({"scale_prior_anneal_steps": -1}, "scale_prior_anneal_steps"),
+    ({"scale_prior_anneal_steps": 10, "scale_prior_anneal_start": -5}, "anneal_start"),
+    ({"learning_rate_decay": 0.0}, "learning_rate_decay"),
+    ({"learning_rate_decay": 0.5, "learning_rate_decay_steps": 0}, "learning_rate_decay_steps"),
+    ({"learning_rate_decay": 0.5, "learning_rate_decay_start": -1}, "decay_start"),
+    # A schedule's own field while the schedule is off would be recorded without an effect.
+    ({"scale_prior_mean_final": -0.8}, "no effect with scale_prior_anneal_steps=0"),
+    ({"learning_rate_decay_start": 5000}, "no effect with learning_rate_decay=1.0"),
 ])
 def test_bad_values_are_a_clear_value_error(values, message):
     with pytest.raises(ValueError, match=message):
@@ -148,3 +159,26 @@ def test_bad_json_and_replace_are_value_errors():
 def test_prior_range_follows_the_fields():
     config = AIRConfig(z_pres_prior_odds_initial=100.0, z_pres_prior_odds_floor=0.01)
     assert config.z_pres_prior_log_odds_range == pytest.approx((math.log(100), math.log(0.01)))
+
+
+def test_schedule_flags_given_with_their_schedule_are_taken_and_alone_are_refused():
+    import training
+    from air import config as air_config
+    parse = training.build_parser().parse_args
+    args = parse(["--scale-prior-anneal-steps", "5000", "--scale-prior-mean-final", "-0.8",
+                  "--scale-prior-anneal-start", "15000", "--learning-rate-decay", "0.5",
+                  "--learning-rate-decay-start", "100", "--learning-rate-decay-steps", "7"])
+    config = AIRConfig.from_dict(air_config.overrides_from_args(args))
+    assert (config.scale_prior_anneal_steps, config.scale_prior_mean_final,
+            config.scale_prior_anneal_start, config.learning_rate_decay,
+            config.learning_rate_decay_start, config.learning_rate_decay_steps) == (
+        5000, -0.8, 15000, 0.5, 100, 7)
+    # The original's choice: constant, as the default.
+    original = AIRConfig.from_preset("original")
+    assert (original.scale_prior_anneal_steps, original.learning_rate_decay) == (0, 1.0)
+    for flags, message in ((["--scale-prior-mean-final", "-0.8"], "scale_prior_mean_final"),
+                           (["--learning-rate-decay-steps", "7"], "learning_rate_decay_steps"),
+                           (["--scale-prior-anneal-start", "-1", "--scale-prior-anneal-steps",
+                             "9"], "--scale-prior-anneal-start")):
+        with pytest.raises(air_config.FlagError, match=message):
+            air_config.overrides_from_args(parse(flags))

@@ -99,20 +99,21 @@ def _chunks(tasks, pool, window):
 
 
 def generate(data, options, output_dir, images_per_digit, test_set_size, max_digits, seed,
-             workers=1, quiet=False):
+             workers=1, quiet=False, min_digits=0):
     """Generates both splits and writes their record files into ``output_dir``.
 
-    ``images_per_digit`` training images for each digit count 0..``max_digits``, and
-    ``test_set_size`` test images balanced over them. Returns {file name: record count}.
+    ``images_per_digit`` training images for each digit count ``min_digits``..``max_digits``,
+    and ``test_set_size`` test images balanced over them. Returns {file name: record count}.
     """
     sources = {"train": gen.Source(data.train_images, data.train_labels),
                "test": gen.Source(data.test_images, data.test_labels)}
+    kinds = max_digits - min_digits + 1
     plans = [
         (TRAIN_FILE, gen.chunk_tasks(
-            "train", gen.digit_counts(images_per_digit * (max_digits + 1),
-                                      max_digits, seed, "train"), seed)),
+            "train", gen.digit_counts(images_per_digit * kinds, max_digits, seed, "train",
+                                      min_digits), seed)),
         (TEST_FILE, gen.chunk_tasks(
-            "test", gen.digit_counts(test_set_size, max_digits, seed, "test"),
+            "test", gen.digit_counts(test_set_size, max_digits, seed, "test", min_digits),
             seed)),
     ]
     if gen.transforms_enabled(options):
@@ -124,7 +125,7 @@ def generate(data, options, output_dir, images_per_digit, test_set_size, max_dig
         pool = context.Pool(workers, initializer=gen.init_worker, initargs=(sources, options))
     else:
         gen.init_worker(sources, options)
-    total = images_per_digit * (max_digits + 1) + test_set_size
+    total = images_per_digit * kinds + test_set_size
     progress = Progress(total, quiet=quiet)
     written = {}
     # Both files are written under temporary names and renamed together at the end, so a failed

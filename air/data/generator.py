@@ -261,13 +261,15 @@ def make_image(rng, count, source, options):
                    boxes=boxes)
 
 
-def digit_counts(total, max_digits, seed, split):
-    """Digit count of each image of a split: balanced over 0..max_digits, in a seeded random order.
+def digit_counts(total, max_digits, seed, split, min_digits=0):
+    """Digit count of each image of a split: balanced over min_digits..max_digits, in a seeded
+    random order.
 
-    The remainder of ``total`` / (max_digits + 1) goes to the smallest counts.
+    The remainder of ``total`` / (max_digits - min_digits + 1) goes to the smallest counts.
     """
-    kinds = max_digits + 1
-    counts = np.repeat(np.arange(kinds), [total // kinds + (k < total % kinds) for k in range(kinds)])
+    kinds = max_digits - min_digits + 1
+    counts = min_digits + np.repeat(
+        np.arange(kinds), [total // kinds + (k < total % kinds) for k in range(kinds)])
     return np.random.default_rng([seed, SPLIT_CODES[split], 0]).permutation(counts)
 
 

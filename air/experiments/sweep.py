@@ -509,6 +509,42 @@ def check_reachable(address, timeout=5.0):
                          % (address, first_line(error)))
 
 
+# The held-out set of extrapolation (trained on 0-2 digits, counting 3): MNIST test digits, a
+# seed of its own, made once per sweep output folder and number of images.
+EXTRAPOLATION_DIGITS = 3
+EXTRAPOLATION_SEED = 3
+
+
+def extrapolation_set(output_dir, images, configs, python, mnist_dir=None):
+    """The record file of ``images`` 3-digit test images the trials' final models count
+    (training.py --extrapolation-data), made by multi_mnist.py on the canvas of the AIRConfigs
+    ``configs`` unless an earlier sweep in ``output_dir`` made it; SweepError when it cannot."""
+    canvases = sorted({(c.canvas_height, c.canvas_width) for c in configs})
+    if len(canvases) != 1:
+        raise SweepError("--extrapolation-images: the trials' canvases differ (%s); give 0 to "
+                         "go without" % ", ".join("%dx%d" % c for c in canvases))
+    folder = os.path.join(output_dir, "extrapolation-%d-digits-%d" % (EXTRAPOLATION_DIGITS,
+                                                                       images))
+    path = os.path.join(folder, "test.tfrecords")
+    if os.path.isfile(path):
+        return os.path.abspath(path)
+    height, width = canvases[0]
+    command = launcher.script_command(
+        "multi_mnist", python, mnist_dir=mnist_dir, output_dir=folder,
+        min_digits=EXTRAPOLATION_DIGITS, max_digits=EXTRAPOLATION_DIGITS, images_per_digit=0,
+        test_set_size=images, seed=EXTRAPOLATION_SEED, height=height, width=width, workers=1,
+        quiet=True)
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True)
+    if result.returncode != 0 or not os.path.isfile(path):
+        errors = [line for line in result.stdout.splitlines() if line.startswith("error: ")]
+        raise SweepError("--extrapolation-images: multi_mnist.py could not make the 3-digit set "
+                         "(%s); give --mnist-dir, or 0 to go without"
+                         % (errors[-1][len("error: "):] if errors else "exit %s"
+                            % result.returncode))
+    return os.path.abspath(path)
+
+
 def python_runs(python):
     """True if ``python`` starts and can import TensorFlow (the interpreter for training.py)."""
     return launcher.can_import(python, "tensorflow")

@@ -1,10 +1,11 @@
 """The tables and figure of a sweep (sweep.csv, sweep.md, sweep.png), read from each trial's
-metrics.csv alone, so they can be rewritten at any time, also while trials still run.
+metrics.csv (and the figures of its final model, final_evaluation.json, where it has them), so
+they can be rewritten at any time, also while trials still run.
 
 A report folder keeps its study. Every trial it reports leaves a record there,
-``trials/<variant>/seed-<N>/`` (the trial's metrics.csv and model/config.json, a few kB, no
-checkpoint), and a rewritten report shows every trial it has shown before: from the trial's
-folder where that has evaluations, else from its record, else (trials reported before records
+``trials/<variant>/seed-<N>/`` (the trial's metrics.csv, model/config.json and
+final_evaluation.json: a few kB, no checkpoint), and a rewritten report shows every trial it
+has shown before: from the trial's folder where that has evaluations, else from its record, else (trials reported before records
 were kept) as the row the earlier sweep.csv gave it. So a study committed with its report
 folder can be extended from a fresh clone, on another machine, whose runs/ is empty.
 """
@@ -18,6 +19,7 @@ import shutil
 
 import numpy as np
 
+from air.evaluation import final
 from air.training import metrics_log
 from air.training.checkpoints import load_config
 from air.config import CONFIG_FILENAME
@@ -28,7 +30,10 @@ from air.experiments.sweep import (Trial, read_metrics, state_of_evaluations, tr
 TRIAL_COLUMNS = ("variant", "seed", "state", "iterations", "first_iteration_at_target",
                  "first_iteration_at_target_0", "first_iteration_at_target_1",
                  "first_iteration_at_target_2", "prior_log_odds_at_target", "accuracy",
-                 "accuracy_0", "accuracy_1", "accuracy_2", "failure_mode", "training_hours")
+                 "accuracy_0", "accuracy_1", "accuracy_2", "failure_mode", "training_hours",
+                 "mean_iou", "mean_window_height", "extrapolation_accuracy")
+# The figures of a trial's final model (air/evaluation/final.py) its row shows.
+FINAL_COLUMNS = ("mean_iou", "mean_window_height", "extrapolation_accuracy")
 
 
 def training_hours(rows):
@@ -109,6 +114,11 @@ def trial_row(trial, rows, options, target, at):
         trained_config(trial).z_pres_prior_log_odds_at(first), 1)
     if state == "finished":
         row["failure_mode"] = failure_mode(last)
+    # Of the final model: only figures measured at the trial's last evaluation (a trial
+    # resumed past an earlier end has not measured its new one yet).
+    figures = final.read(trial.directory)
+    current = bool(rows) and figures.get("iteration") == row["iterations"]
+    row.update({name: figures.get(name) if current else None for name in FINAL_COLUMNS})
     for iteration in at:
         row[milestone_column(iteration)] = accuracy_at(rows, iteration)
     return row
@@ -148,12 +158,13 @@ def record_of(trial, report_dir):
 
 
 def save_record(trial, report_dir):
-    """Copies a trial's metrics.csv and model/config.json (where saved) to its record."""
+    """Copies a trial's metrics.csv, model/config.json and final_evaluation.json (those it has)
+    to its record."""
     record = record_of(trial, report_dir).directory
     if os.path.abspath(record) == os.path.abspath(trial.directory):
         return
     os.makedirs(os.path.join(record, "model"), exist_ok=True)
-    for name in (metrics_log.FILENAME, os.path.join("model", CONFIG_FILENAME)):
+    for name in (metrics_log.FILENAME, os.path.join("model", CONFIG_FILENAME), final.FILENAME):
         if os.path.isfile(os.path.join(trial.directory, name)):
             shutil.copyfile(os.path.join(trial.directory, name), os.path.join(record, name))
 
@@ -267,46 +278,53 @@ def _iterations(count):
     return "%dk" % (count // 1000) if count and count % 1000 == 0 else "%d" % count
 
 
+def _median(values, pattern):
+    """The median of the numbers among ``values`` in ``pattern``, "-" without any."""
+    numbers = [v for v in values if v is not None and math.isfinite(v)]
+    return pattern % np.median(numbers) if numbers else "-"
+
+
+def _figure(value, pattern):
+    return "-" if value is None or not math.isfinite(value) else pattern % value
+
+
 def markdown_report(rows, options, target, at, carried=()):
     """The sweep as Markdown: per-variant summary, then one line per trial (grouped by variant)
-    with its accuracy at the milestone iterations ``at``; a note names the ``carried`` rows."""
+    with its accuracy at the milestone iterations ``at`` and the figures of its final model; a
+    note names the ``carried`` rows."""
     lines = ["# Sweep", "",
              "Each trial ends when its held-out count accuracy has been >= %g%% at %d evaluations "
              "in a row (converged) or at %d iterations (finished without converging). "
-             "\"-\": not evaluated (a trial that ended earlier or has not got there yet)."
+             "\"-\": not evaluated (a trial that ended earlier or has not got there yet). Mean "
+             "IoU (of the boxes matched to the true digits), window height and 3-digit accuracy "
+             "(trained on 0-2 digits) are the final model's, on the held-out set and on 3-digit "
+             "images; \"-\" for trials that did not measure them."
              % (100 * target, options.patience, options.max_iterations), "",
              "| variant | converged of ended | not ended yet | median first it. >= %g%% | "
-             "max | failure modes |" % (100 * target),
-             "|---|---|---|---|---|---|"]
+             "max | failure modes | median mean IoU | median 3-digit accuracy, %% |"
+             % (100 * target), "|---|---|---|---|---|---|---|---|"]
     summary = variant_summary(rows, target)
     for name, entry in summary.items():
         iterations = entry["iterations"]
-        lines.append("| %s | %d of %d | %d | %s | %s | %s |" % (
+        ended = [r for r in rows if r["variant"] == name
+                 and r["state"] in ("converged", "finished")]
+        lines.append("| %s | %d of %d | %d | %s | %s | %s | %s | %s |" % (
             name, entry["converged"], entry["ended"], entry["not_ended"],
             "%d" % np.median(iterations) if iterations else "",
             "%d" % max(iterations) if iterations else "",
-            ", ".join(sorted(entry["failures"]))))
+            ", ".join(sorted(entry["failures"])),
+            _median([r.get("mean_iou") for r in ended], "%.2f"),
+            _median([100 * r["extrapolation_accuracy"] for r in ended
+                     if r.get("extrapolation_accuracy") is not None], "%.1f")))
     lines += ["", "| variant | seed | state | iterations | first it. >= %g%% | z_pres prior "
               "log-odds then | ... on 0 / 1 / 2 digits | accuracy at %s, %% | last accuracy "
-              "(0 / 1 / 2 digits), %% | failure mode | hours |"
-              % (100 * target, " / ".join(_iterations(i) for i in at)),
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "(0 / 1 / 2 digits), %% | failure mode | hours | mean IoU | window px | 3-digit "
+              "accuracy, %% |" % (100 * target, " / ".join(_iterations(i) for i in at)),
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     variants = list(summary)
     # Grouped by variant (in the grid's order), so that a variant's seeds read as one block.
     for r in sorted(rows, key=lambda r: (variants.index(r["variant"]), r["seed"])):
-        last = "-"
-        if r["accuracy"] is not None:
-            last = "%s (%s / %s / %s)" % (_percent(r["accuracy"]), _percent(r["accuracy_0"]),
-                                          _percent(r["accuracy_1"]), _percent(r["accuracy_2"]))
-        lines.append("| %s | %d | %s | %d | %s | %s | %s | %s | %s | %s | %.2f |" % (
-            r["variant"], r["seed"], r["state"], r["iterations"],
-            r["first_iteration_at_target"] or "",
-            "" if r["prior_log_odds_at_target"] is None
-            else "%.1f" % r["prior_log_odds_at_target"],
-            " / ".join("-" if r["first_iteration_at_target_%d" % c] is None
-                       else _iterations(r["first_iteration_at_target_%d" % c]) for c in range(3)),
-            " / ".join(_percent(r[milestone_column(i)]) for i in at), last,
-            r["failure_mode"], r["training_hours"]))
+        lines.append(_trial_line(r, at))
     if carried:
         seeds = collections.OrderedDict()
         for r in carried:
@@ -317,6 +335,24 @@ def markdown_report(rows, options, target, at, carried=()):
                       "%s seed%s %s" % (name, "s" if len(numbers) > 1 else "", ", ".join(numbers))
                       for name, numbers in seeds.items())]
     return "\n".join(lines) + "\n"
+
+
+def _trial_line(r, at):
+    """The line of one sweep.csv row in the table of trials (milestones ``at``)."""
+    last = "-"
+    if r["accuracy"] is not None:
+        last = "%s (%s / %s / %s)" % (_percent(r["accuracy"]), _percent(r["accuracy_0"]),
+                                      _percent(r["accuracy_1"]), _percent(r["accuracy_2"]))
+    return "| %s | %d | %s | %d | %s | %s | %s | %s | %s | %s | %.2f | %s | %s | %s |" % (
+        r["variant"], r["seed"], r["state"], r["iterations"],
+        r["first_iteration_at_target"] or "",
+        "" if r["prior_log_odds_at_target"] is None else "%.1f" % r["prior_log_odds_at_target"],
+        " / ".join("-" if r["first_iteration_at_target_%d" % c] is None
+                   else _iterations(r["first_iteration_at_target_%d" % c]) for c in range(3)),
+        " / ".join(_percent(r[milestone_column(i)]) for i in at), last,
+        r["failure_mode"], r["training_hours"], _figure(r.get("mean_iou"), "%.2f"),
+        _figure(r.get("mean_window_height"), "%.1f"),
+        _percent(r.get("extrapolation_accuracy")))
 
 
 def _wrapped(title, width=50):

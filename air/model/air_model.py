@@ -108,6 +108,23 @@ def z_pres_prior_log_odds(config, step):
     return log_odds
 
 
+def scale_prior_mean(config, step):
+    """The prior mean of the scale latent at an iteration: ``scale_prior_mean`` until
+    ``scale_prior_anneal_start``, then a straight line to ``scale_prior_mean_final`` over
+    ``scale_prior_anneal_steps`` iterations, constant after. A number without a schedule (the
+    graph of a constant prior) or without a step (the end of the schedule, as the z_pres
+    prior's); a scalar tensor otherwise."""
+    if config.scale_prior_anneal_steps == 0:
+        return config.scale_prior_mean
+    if step is None:
+        return config.scale_prior_mean_final
+    progress = tf.clip_by_value(
+        (tf.cast(step, tf.float32) - config.scale_prior_anneal_start)
+        / config.scale_prior_anneal_steps, 0.0, 1.0)
+    return config.scale_prior_mean + (
+        config.scale_prior_mean_final - config.scale_prior_mean) * progress
+
+
 def repeat_rows(tensor, repeats):
     """Takes [B, ...] and a repeat count (int or scalar tensor) to [B * repeats, ...], the copies
     of a row adjacent: row b becomes rows b * repeats ... b * repeats + repeats - 1."""
@@ -228,8 +245,9 @@ def gaussian_log_density(latent, prior_mean, prior_variance):
         posterior = dist.gaussian_log_density_log_variance(latent.sample, latent.mean,
                                                            latent.log_variance)
     prior_std = np.sqrt(np.asarray(prior_variance, np.float64)).astype(np.float32)
-    prior = dist.gaussian_log_density(latent.sample, np.asarray(prior_mean, np.float32),
-                                      prior_std)
+    if not isinstance(prior_mean, tf.Tensor):
+        prior_mean = np.asarray(prior_mean, np.float32)
+    prior = dist.gaussian_log_density(latent.sample, prior_mean, prior_std)
     return LogDensity(prior=tf.reduce_sum(prior, axis=1),
                       posterior=tf.reduce_sum(posterior, axis=1))
 
@@ -254,8 +272,9 @@ class AIRModel:
         training: training with the config's z_pres estimator (True: samples and decoder noise),
             or test mode (rounded z_pres and posterior means).
         true_counts: optional [B] integer digit counts; adds the count accuracy outputs.
-        global_step: optional step tensor for the z_pres prior schedule; without it the
-            prior is at the end of the schedule (its floor).
+        global_step: optional step tensor for the schedules of the z_pres prior and the
+            window-scale prior; without it both priors are at the end of their schedules (the
+            z_pres prior at its floor).
         z_pres_override: optional [B, max_steps] z_pres values used instead of the
             inferred ones (for tests and analysis; one row per sample where an image has
             several); the KL still uses the inferred log-odds.
@@ -315,6 +334,8 @@ class AIRModel:
                     config.z_pres_prior_log_odds_range[1], tf.float32)
             else:
                 self.z_pres_prior_log_odds = z_pres_prior_log_odds(config, global_step)
+            # A number or a scalar tensor (see scale_prior_mean).
+            self.scale_prior_mean = scale_prior_mean(config, global_step)
             self._build(z_pres_override)
             if true_counts is not None:
                 self._build_accuracy(true_counts)
@@ -347,7 +368,8 @@ class AIRModel:
             canvas=tf.zeros_like(self.images))
         outputs, step_densities = [], []
         step = (SampledStep if self.discrete_sample else InferenceStep)(
-            config, self.mode, self.images, self.lstm, self.z_pres_prior_log_odds)
+            config, self.mode, self.images, self.lstm, self.z_pres_prior_log_odds,
+            self.scale_prior_mean)
         for t in range(config.max_steps):
             forced = None if z_pres_override is None else z_pres_override[:, t]
             state, output, step_density = step(t, static_projection, state, forced)
@@ -408,12 +430,13 @@ class InferenceStep:
     step's variables are created by its first call (under the caller's variable scope).
     """
 
-    def __init__(self, config, mode, images, lstm, z_pres_prior_log_odds):
+    def __init__(self, config, mode, images, lstm, z_pres_prior_log_odds, scale_prior_mean):
         self.config = config
         self.mode = mode
         self.images = images
         self.lstm = lstm
         self.z_pres_prior_log_odds = z_pres_prior_log_odds
+        self.scale_prior_mean = scale_prior_mean
 
     def __call__(self, t, static_projection, prev, forced_z_pres=None):
         """Step t: (image projection, previous StepState, optional forced z_pres [B]) -> (new
@@ -475,11 +498,13 @@ class InferenceStep:
 
     def _z_where_prior(self):
         """The prior (means, variances) of z_where's three units, on the latent (before any
-        squashing)."""
+        squashing); the means a [3] tensor where the scale prior's mean is scheduled."""
         config = self.config
-        return ([config.scale_prior_mean, config.shift_prior_mean, config.shift_prior_mean],
-                [config.scale_prior_variance, config.shift_prior_variance,
-                 config.shift_prior_variance])
+        means = [self.scale_prior_mean, config.shift_prior_mean, config.shift_prior_mean]
+        if isinstance(self.scale_prior_mean, tf.Tensor):
+            means = tf.stack([tf.cast(m, tf.float32) for m in means])
+        return (means, [config.scale_prior_variance, config.shift_prior_variance,
+                        config.shift_prior_variance])
 
     def _what(self, t, window):
         """Takes the attended window to z_what, a GaussianLatent [B, vae_latent]."""

@@ -9,7 +9,22 @@ TrainOps = collections.namedtuple("TrainOps", [
     "gradient_norm",    # global norm before clipping
     "update_is_finite",  # bool: loss and gradient norm were finite, so the update was applied
     "skipped_updates",  # int64 variable: how many updates were skipped so far
+    "learning_rate",    # what Adam is given: the config's number, or its schedule's tensor
 ])
+
+
+def learning_rate(config, global_step):
+    """Adam's learning rate at the global step: ``learning_rate``, times
+    ``learning_rate_decay`` per ``learning_rate_decay_steps`` iterations past
+    ``learning_rate_decay_start`` (smoothly, every iteration a little). The global step is in
+    the checkpoint, so a resumed run continues the schedule. Without a decay, the number itself
+    (the graph of a constant learning rate)."""
+    if config.learning_rate_decay == 1.0:
+        return config.learning_rate
+    past_start = tf.maximum(
+        tf.cast(global_step, tf.float32) - config.learning_rate_decay_start, 0.0)
+    return config.learning_rate * tf.pow(
+        config.learning_rate_decay, past_start / config.learning_rate_decay_steps)
 
 
 def build_train_op(loss, config, global_step, variables=None):
@@ -20,7 +35,8 @@ def build_train_op(loss, config, global_step, variables=None):
     the annealing schedules stay on time.
     """
     variables = variables if variables is not None else tf.trainable_variables()
-    optimizer = tf.train.AdamOptimizer(config.learning_rate)
+    rate = learning_rate(config, global_step)
+    optimizer = tf.train.AdamOptimizer(rate)
     gradients = tf.gradients(loss, variables)
     clipped, gradient_norm = tf.clip_by_global_norm(gradients, config.gradient_clip_norm)
     update_is_finite = tf.logical_and(tf.is_finite(loss), tf.is_finite(gradient_norm))
@@ -39,7 +55,8 @@ def build_train_op(loss, config, global_step, variables=None):
     with tf.control_dependencies([applied]):
         train_op = tf.assign_add(global_step, 1)
     return TrainOps(train_op=train_op, gradients=pairs, gradient_norm=gradient_norm,
-                    update_is_finite=update_is_finite, skipped_updates=skipped_updates)
+                    update_is_finite=update_is_finite, skipped_updates=skipped_updates,
+                    learning_rate=rate)
 
 
 def build_objective_train_op(objective, config, global_step):

@@ -75,6 +75,14 @@ class TrainingOptions:
         20, "draws of the z_pres network's gradient on one fixed training batch at every "
         "held-out evaluation, for its variance per estimator (metrics.csv "
         "z_pres_gradient_variance_*; 0 or 1: not measured)", cli.integer(minimum=0), "M")
+    final_evaluation: bool = _option(
+        False, "when the run ends (converged or finished), write final_evaluation.json beside "
+        "metrics.csv: the final model's held-out mean IoU of matched boxes, recall at IoU 0.5 "
+        "and mean window height")
+    extrapolation_data: str = _option(
+        "", "with --final-evaluation, also the final model's count accuracy on this record file "
+        "of images with more digits than trained on (sweep.py makes 3-digit ones), counted with "
+        "max_steps one above its largest count")
     device: str = _option(
         "", "cpu, or the GPUs to use as indices among those visible (0 or 0,1); default: every "
         "visible GPU (CUDA_VISIBLE_DEVICES selects them), else the CPU")
@@ -93,6 +101,8 @@ class TrainingOptions:
             elif not isinstance(value, type(f.default)):
                 raise ValueError("training option %r must be %s, got %r" % (
                     f.name, "true or false" if f.type is bool else "text", value))
+        if self.extrapolation_data and not self.final_evaluation:
+            raise ValueError("--extrapolation-data needs --final-evaluation")
         if self.device:
             try:
                 object.__setattr__(self, "device", devices.device_option(self.device))

@@ -64,13 +64,16 @@ def train(args, config_fields):
     for path in (train_path, test_path):
         if not os.path.isfile(path):
             raise TrainingError("missing %s: run `make data` (multi_mnist.py) first" % path)
+    if args.extrapolation_data and not os.path.isfile(args.extrapolation_data):
+        raise TrainingError("--extrapolation-data %s: no such file" % args.extrapolation_data)
     height, width = records.image_shape(train_path)
     with write_failures.reported(os.path.join(args.results_dir, "model")):
         config, model_dir, summary_dir = prepare_results(args, config_fields)
-    mismatch = records.shape_mismatch(train_path, (height, width),
-                                      (config.canvas_height, config.canvas_width))
-    if mismatch:
-        raise TrainingError(mismatch)
+    for path in filter(None, (train_path, args.extrapolation_data)):
+        mismatch = records.shape_mismatch(path, records.image_shape(path),
+                                          (config.canvas_height, config.canvas_width))
+        if mismatch:
+            raise TrainingError(mismatch)
 
     train_images = sum(1 for _ in records.iterate_records(train_path))
     iterations_per_epoch = train_images / float(config.batch_size)
@@ -95,11 +98,12 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
     # Built in this order, always: with a seed, each random op's stream follows from its place.
     graph = build_training_graph(config, train_path, seed=args.seed)
     evaluator = HeldOutEvaluator(config, test_path, args.eval_batch_size, graph.global_step)
-    summary_ops = _summary_ops(args, config, graph)
+    summary_ops = _summary_ops(args, graph)
     fetches = iteration_fetches(graph)
     saver = tf.train.Saver(max_to_keep=args.keep_checkpoints, save_relative_paths=True)
     # Built last: its ops come after every op of the run's own graph.
     probe = _gradient_noise_probe(args, config, train_path, graph.global_step)
+    final = _final_evaluation(args, config, evaluator)
     session_config = devices.session_config(args.threads, args.gpu_memory_fraction,
                                             args.device or None)
 
@@ -123,6 +127,8 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
         try:
             ending = loop.run(fetches, summary_ops, evaluator, stop)
             path = loop.save()
+            if final is not None and ending in ("converged", "finished"):
+                final.write(session, loop.step, args.results_dir)
         except BaseException as error:
             # A run stopped by an error saves what it has, unless the error is a failed write:
             # another save would only fail again, and leave more partial files.
@@ -145,14 +151,23 @@ def _gradient_noise_probe(args, config, train_path, global_step):
                               global_step, args.gradient_variance_draws)
 
 
-def _summary_ops(args, config, graph):
+def _final_evaluation(args, config, evaluator):
+    """The FinalEvaluation of --final-evaluation (beside the run's held-out evaluator), or None."""
+    if not args.final_evaluation:
+        return None
+    from air.evaluation.final import FinalEvaluation
+    return FinalEvaluation(config, evaluator, args.extrapolation_data or None,
+                           args.eval_batch_size)
+
+
+def _summary_ops(args, graph):
     """The TensorBoard summaries by kind: name -> (iterations between them, summary op)."""
     import tensorflow.compat.v1 as tf
     from air.training import summaries
     model, train_ops = graph.model, graph.train_ops
     return {
         "scalars": (args.scalars_every, summaries.scalar_summaries(
-            model, train_ops, tf.constant(config.learning_rate))),
+            model, train_ops, tf.convert_to_tensor(train_ops.learning_rate))),
         "variables": (args.variables_every, summaries.variable_summaries(model)),
         "gradients": (args.gradients_every, summaries.gradient_summaries(train_ops)),
         "images": (args.images_every, summaries.image_summaries(model)),

@@ -223,6 +223,7 @@ def test_digit_larger_than_canvas_fails_clearly(tmp_path, mnist_dir, capsys):
     (["--background", "/nonexistent/bg.png"], "--background: no such file"),
     (["--background-max-intensity", "2"],
      "argument --background-max-intensity: must be at most 1.0, got 2.0"),
+    (["--min-digits", "3"], "--min-digits 3 is more than --max-digits 2"),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, mnist_dir, capsys, flags, text):
     err = run_failing(capsys, ["--mnist-dir", mnist_dir, "--output-dir", str(tmp_path)] + flags)
@@ -274,3 +275,20 @@ def test_dilate_matches_chebyshev_distance():
     for (y, x), value in np.ndenumerate(grown):
         distance = np.abs(ink - [y - 2, x - 2]).max(axis=1).min()
         assert value == (distance <= 2)
+
+
+def test_min_digits_makes_a_set_of_one_digit_count_only(tmp_path, mnist_dir, mnist_data):
+    """--min-digits 3 --max-digits 3: every image holds three MNIST test digits, the sum of
+    their crops where the record puts them; --min-digits 0 keeps the counts of before."""
+    out = generate(tmp_path, mnist_dir, "--min-digits", "3", "--max-digits", "3",
+                   "--images-per-digit", "0", "--test-set-size", "40", "--seed", "3")
+    test = records.read_records(os.path.join(out, "test.tfrecords"))
+    assert len(test.digits) == 40 and set(test.digits.tolist()) == {3}
+    assert len(records.read_records(os.path.join(out, "train.tfrecords")).digits) == 0
+    for i in range(len(test.digits)):
+        np.testing.assert_array_equal(test.images[i],
+                                      expected_image(test, i, mnist_data.test_images, (50, 50)))
+    np.testing.assert_array_equal(np.bincount(gen.digit_counts(10, 4, 0, "test", min_digits=2)),
+                                  [0, 0, 4, 3, 3])
+    np.testing.assert_array_equal(gen.digit_counts(9, 2, 5, "train"),
+                                  gen.digit_counts(9, 2, 5, "train", min_digits=0))

@@ -1,5 +1,6 @@
 """sweep.py: the grid, the tables against each trial's metrics.csv, resuming, Ray, bad input."""
 import csv
+import json
 import math
 import os
 import re
@@ -24,8 +25,10 @@ TINY = ("--rnn-units 16 --vae-latent 4 --vae-recognition-units 16 --vae-generati
 
 
 def _sweep(args, data_dir, output_dir, timeout=600, **kwargs):
+    # Without the 3-digit set, unless ``args`` ask for it (the last flag given counts).
     command = [sys.executable, os.path.join(REPO, "sweep.py"), "--data-dir", data_dir,
-               "--output-dir", output_dir, "--training-args", TINY] + args
+               "--output-dir", output_dir, "--training-args", TINY,
+               "--extrapolation-images", "0"] + args
     return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=timeout, cwd=REPO, **kwargs)
 
@@ -98,6 +101,7 @@ def test_a_trial_is_launched_with_its_options_and_config_files(tmp_path):
     (["--stop-at-accuracy", "1.5"], "--stop-at-accuracy"),
     (["--address", "127.0.0.1:9"], "cannot reach a Ray cluster at 127.0.0.1:9"),
     (["--python", "/nonexistent/python"], "does not run"),
+    (["--extrapolation-images", "-1"], "--extrapolation-images"),
 ])
 def test_bad_input_is_one_error_line(small_data_dir, tmp_path, args, message):
     if "--address" in args and sys.version_info < (3, 9):
@@ -530,3 +534,77 @@ def test_tiny_grid_with_every_z_pres_estimator(small_data_dir, tmp_path):
         assert [row["iteration"] for row in rows] == [3, 6]
         assert all(row["z_pres_gradient_variance_" + estimator] >= 0.0 for row in rows)
         assert "z_pres_estimator=" + estimator in table
+
+
+def _count_naively(model_dir, path, max_steps):
+    """The digits the test-mode model of a trial's checkpoint finds in each image of a record
+    file, built apart from the sweep's code: a placeholder model with ``max_steps`` steps, its
+    live steps counted in numpy; and the records."""
+    import numpy as np
+    import tensorflow.compat.v1 as tf
+    from air.data.records import read_records
+    from air.evaluation.model_folder import build_test_model
+    from air.training.checkpoints import find_checkpoint, load_config, restore_variables
+    checkpoint, config_path = find_checkpoint(model_dir)
+    config = load_config(config_path).replace(max_steps=max_steps)
+    data = read_records(path)
+    with tf.Graph().as_default():
+        images, model = build_test_model(config)
+        with tf.Session() as session:
+            restore_variables(session, checkpoint)
+            live, boxes = session.run([model.steps.live, model.boxes], {images: data.images})
+    return np.sum(live > 0.5, axis=1), live, boxes, data
+
+
+def test_a_trials_final_model_is_measured_and_reported_and_old_records_still_report(
+        small_data_dir, mnist_dir, tmp_path):
+    import numpy as np
+    from air.evaluation.heldout import box_metrics
+    output, report = str(tmp_path / "sweep"), str(tmp_path / "report")
+    args = ["--seeds", "1", "--variant", "default", "--max-iterations", "12", "--eval-every",
+            "6", "--save-every", "6", "--extrapolation-images", "40", "--mnist-dir", mnist_dir,
+            "--report-dir", report]
+    result = _sweep(args, small_data_dir, output)
+    assert result.returncode == 0, result.stdout + result.stderr
+    three = os.path.join(output, "extrapolation-3-digits-40", "test.tfrecords")
+    trial = os.path.join(output, "default", "seed-1")
+    with open(os.path.join(trial, "final_evaluation.json")) as f:
+        figures = json.load(f)
+    assert figures["iteration"] == 12 and figures["extrapolation_images"] == 40
+    # Trained with max_steps 3; counted with 4, so that a fourth object can be found.
+    assert figures["extrapolation_max_steps"] == 4
+    found, _, _, data = _count_naively(os.path.join(trial, "model"), three, 4)
+    assert set(data.digits.tolist()) == {3}
+    assert figures["extrapolation_accuracy"] == pytest.approx(np.mean(found == 3))
+    found, live, boxes, heldout = _count_naively(
+        os.path.join(trial, "model"), os.path.join(small_data_dir, "test.tfrecords"), 3)
+    heights = boxes[..., 3][live > 0.5]
+    assert figures["mean_window_height"] == pytest.approx(np.mean(heights), rel=1e-5)
+    predictions = {"true_counts": heldout.digits, "true_positions": heldout.positions,
+                   "true_boxes": heldout.boxes, "boxes": boxes, "live": live}
+    assert figures["mean_iou"] == pytest.approx(box_metrics(predictions)["mean_iou"], rel=1e-5)
+    # The columns of the report, and the record keeps the figures.
+    with open(os.path.join(report, "sweep.csv"), newline="") as f:
+        row = list(csv.DictReader(f))[0]
+    for column in ("mean_iou", "mean_window_height", "extrapolation_accuracy"):
+        assert float(row[column]) == pytest.approx(figures[column])
+    record = os.path.join(report, "trials", "default", "seed-1")
+    assert os.path.isfile(os.path.join(record, "final_evaluation.json"))
+    with open(os.path.join(report, "sweep.md")) as f:
+        line = [l for l in f if l.startswith("| default | 1 | finished |")][0]
+    assert line.rstrip().endswith("| %.2f | %.1f | %.1f |" % (
+        figures["mean_iou"], figures["mean_window_height"],
+        100 * figures["extrapolation_accuracy"]))
+    # A record from before trials measured their final models: the columns say "-".
+    os.remove(os.path.join(record, "final_evaluation.json"))
+    again = _sweep(["--report-only", "--seeds", "1", "--variant", "default", "--report-dir",
+                    report, "--max-iterations", "12"], small_data_dir, str(tmp_path / "none"))
+    assert again.returncode == 0, again.stdout + again.stderr
+    with open(os.path.join(report, "sweep.csv"), newline="") as f:
+        row = list(csv.DictReader(f))[0]
+    assert [row[c] for c in ("mean_iou", "mean_window_height", "extrapolation_accuracy")] == \
+        ["", "", ""]
+    with open(os.path.join(report, "sweep.md")) as f:
+        text = f.read()
+    assert re.search(r"^\| default \| 1 \| finished \|.* \| - \| - \| - \|$", text, re.M)
+    assert re.search(r"^\| default \| 0 of 1 \| 0 \|.*\| - \| - \|$", text, re.M)

@@ -108,6 +108,57 @@ def test_model_uses_the_schedule_or_its_floor():
                 LOG_ODDS_FLOOR, abs=1e-4)
 
 
+# --- The window-scale prior's schedule ----------------------------------------------------
+
+SCALE_SCHEDULE = TINY.replace(scale_prior_mean=-0.4, scale_prior_mean_final=-1.0,
+                              scale_prior_anneal_start=20000, scale_prior_anneal_steps=10000)
+
+
+def scale_prior_mean_np(config, step):
+    """The documented schedule, written out: constant, then a straight line, then constant."""
+    progress = min(max((step - config.scale_prior_anneal_start)
+                       / float(config.scale_prior_anneal_steps), 0.0), 1.0)
+    return config.scale_prior_mean + (config.scale_prior_mean_final
+                                      - config.scale_prior_mean) * progress
+
+
+SCALE_STEPS = [0, 19999, 20000, 22500, 25000, 29999, 30000, 100000]
+
+
+def test_the_scale_priors_mean_follows_its_schedule_and_the_z_where_kl_uses_it():
+    rng = np.random.RandomState(3)
+    with tf.Graph().as_default():
+        step = tf.placeholder(tf.int64, [])
+        model = AIRModel(tf.constant(blob_images(rng, 4, 24)), SCALE_SCHEDULE, training=False,
+                         global_step=step, z_pres_override=tf.ones([4, TINY.max_steps]))
+        sampled = AIRModel(tf.constant(blob_images(rng, 4, 24)), SCALE_SCHEDULE,
+                           training=False, discrete_sample=True, global_step=step)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            for value in SCALE_STEPS:
+                mean, steps, log_weight = session.run(
+                    [model.scale_prior_mean, model.steps, sampled.log_weight], {step: value})
+                assert mean == pytest.approx(scale_prior_mean_np(SCALE_SCHEDULE, value),
+                                             abs=1e-6)
+                prior_mean = np.array([mean, 0.0, 0.0])
+                prior_variance = np.array([TINY.scale_prior_variance, 1.0, 1.0])
+                expected = steps.live * gaussian_kl_np(
+                    steps.z_where_mean, steps.z_where_std, prior_mean, prior_variance).sum(-1)
+                np.testing.assert_allclose(steps.kl_z_where, expected, rtol=1e-4, atol=1e-4)
+                assert np.all(np.isfinite(log_weight))
+    # Half-way the mean is half-way; before the start and after the end it stays put.
+    assert [scale_prior_mean_np(SCALE_SCHEDULE, s) for s in (19999, 25000, 30000)] == \
+        pytest.approx([-0.4, -0.7, -1.0])
+
+
+def test_a_constant_scale_prior_is_a_number_and_no_step_is_the_schedules_end():
+    with tf.Graph().as_default():
+        images = tf.zeros([2, 24, 24])
+        assert AIRModel(images, TINY, global_step=tf.constant(5, tf.int64)).scale_prior_mean \
+            == TINY.scale_prior_mean
+        assert AIRModel(images, SCALE_SCHEDULE, training=False).scale_prior_mean == -1.0
+
+
 # --- Stopping, masks and loss terms ----------------------------------------------------------
 
 # z_pres forced per step, and what must follow with stopping_threshold 0.99: a step is live

@@ -22,6 +22,8 @@ ORIGINAL = {
     "z_what_variance_head": "log_variance", "likelihood_epsilon_placement": "inside_log",
     "likelihood_epsilon": 1e-9, "z_pres_prior_odds_epsilon": 1e-9, "scale_prior_mean": -1.0,
     "z_pres_prior_odds_decay_steps": 3000,
+    # Constant: its training.py's learning-rate schedule is commented out.
+    "scale_prior_anneal_steps": 0, "learning_rate_decay": 1.0,
 }
 SMALL = dict(rnn_units=16, vae_latent=4, vae_recognition_units=(16,), vae_generative_units=(16,),
              z_where_hidden_units=8, z_pres_hidden_units=8)

@@ -1,5 +1,6 @@
 """air/training/optimization.py: a non-finite loss or gradient leaves every weight and Adam slot as it
-was, is counted once, and the global step still advances; finite updates go through."""
+was, is counted once, and the global step still advances; finite updates go through; the
+learning rate Adam is given follows the decay schedule, also after a resume."""
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
@@ -91,3 +92,77 @@ def test_finite_updates_apply_and_the_counter_keeps_its_count():
     # Adam's first step moves each weight by the learning rate against its gradient's sign.
     np.testing.assert_allclose(after["w"], before["w"] - 0.1 * np.sign([1.0, 2.0]), atol=1e-6)
     assert after["skipped_updates"] == 2 and after["global_step"] == 3
+
+
+# --- The learning-rate decay ---------------------------------------------------------------
+
+DECAY = AIRConfig(learning_rate=0.1, learning_rate_decay=0.5, learning_rate_decay_start=20000,
+                  learning_rate_decay_steps=10000)
+
+
+def expected_rate(config, step):
+    """The documented schedule, written out: the rate times the factor per span of steps past
+    the start, smoothly."""
+    past = max(step - config.learning_rate_decay_start, 0)
+    return config.learning_rate * config.learning_rate_decay ** (
+        past / float(config.learning_rate_decay_steps))
+
+
+def one_weight_graph(config):
+    """A weight at 0 (so that float32 keeps a small move's digits) whose loss has gradient
+    2.5, the global step, and their TrainOps, in the current default graph."""
+    weight = tf.get_variable("w", initializer=np.float32(0.0))
+    global_step = tf.train.get_or_create_global_step()
+    return weight, global_step, build_train_op(2.5 * weight, config, global_step, [weight])
+
+
+def first_update(config, step, checkpoint=None):
+    """How far one Adam update moves the weight of ``one_weight_graph`` at global step
+    ``step`` (or at the step of ``checkpoint``, restored as a resumed run does), the learning
+    rate tensor's value (None for a number) and the step after: Adam's first step moves each
+    weight by the learning rate it is given, whatever the gradient's size."""
+    with tf.Graph().as_default():
+        weight, global_step, ops = one_weight_graph(config)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            if checkpoint is not None:
+                tf.train.Saver().restore(session, checkpoint)
+            else:
+                session.run(tf.assign(global_step, step))
+            rate = session.run(ops.learning_rate) if config.learning_rate_decay != 1 else None
+            session.run(ops.train_op)
+            return -session.run(weight), rate, session.run(global_step)
+
+
+@pytest.mark.parametrize("step", [0, 19999, 20000, 25000, 30000, 45000, 120000])
+def test_the_learning_rate_adam_uses_follows_the_decay_schedule(step):
+    moved, rate, after = first_update(DECAY, step)
+    assert moved == pytest.approx(expected_rate(DECAY, step), rel=1e-4)
+    assert rate == pytest.approx(expected_rate(DECAY, step), rel=1e-5)
+    assert after == step + 1
+    # The rate before the start, half of it one span past it, a quarter two spans past it.
+    assert [expected_rate(DECAY, s) for s in (19999, 30000, 40000)] == pytest.approx(
+        [0.1, 0.05, 0.025])
+
+
+def test_without_a_decay_the_learning_rate_is_the_number_at_every_step():
+    config = AIRConfig(learning_rate=0.1)
+    for step in (0, 50000):
+        moved, rate, _ = first_update(config, step)
+        assert moved == pytest.approx(0.1, rel=1e-4) and rate is None
+    with tf.Graph().as_default():
+        # A number: the graph of a constant learning rate.
+        assert one_weight_graph(config)[2].learning_rate == 0.1
+
+
+def test_a_resumed_run_continues_the_schedule_from_its_checkpoints_step(tmp_path):
+    with tf.Graph().as_default():
+        _, global_step, _ = one_weight_graph(DECAY)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            session.run(tf.assign(global_step, 35000))
+            checkpoint = tf.train.Saver().save(session, str(tmp_path / "model.ckpt"))
+    moved, rate, after = first_update(DECAY, None, checkpoint)
+    assert after == 35001
+    assert moved == pytest.approx(expected_rate(DECAY, 35000), rel=1e-4)
+    assert rate == pytest.approx(0.1 * 0.5 ** 1.5, rel=1e-5)

@@ -72,6 +72,8 @@ def test_json_round_trip_and_saved_options(tmp_path):
     ({"stop_at_accuracy": 1.5}, "stop_at_accuracy"), ({"seed": -1}, "seed"),
     ({"progress_seconds": "5"}, "progress_seconds"), ({"resume": "yes"}, "resume"),
     ({"data_dir": 3}, "data_dir"), ({"eval_evry": 10}, "eval_evry"),
+    ({"final_evaluation": 1}, "final_evaluation"),
+    ({"extrapolation_data": "three.tfrecords"}, "--extrapolation-data needs --final-evaluation"),
 ])
 def test_bad_values_are_value_errors_naming_the_option(values, message):
     with pytest.raises(ValueError, match=message):
@@ -118,6 +120,20 @@ def test_training_reads_an_options_file_under_its_flags(tmp_path, capsys):
     assert training.main(["--options-file", str(tmp_path / "bad.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --options-file") and "eval_every" in err[0]
+
+
+def test_a_missing_extrapolation_file_is_one_error_line_and_writes_nothing(small_data_dir,
+                                                                          tmp_path, capsys):
+    import training
+    results = str(tmp_path / "run")
+    for flags, message in ((["--final-evaluation", "--extrapolation-data", "none.tfrecords"],
+                            "--extrapolation-data none.tfrecords: no such file"),
+                           (["--extrapolation-data", "none.tfrecords"], "needs --final-evaluation")):
+        assert training.main(["--data-dir", small_data_dir, "--results-dir", results]
+                             + flags) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+        assert not os.path.exists(results)
 
 
 def test_launcher_flags_and_commands(tmp_path):

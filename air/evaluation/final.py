@@ -1,0 +1,85 @@
+"""The figures of a training run's final model, written when the run ends (training.py
+--final-evaluation) into final_evaluation.json beside metrics.csv, where sweep.py's reports
+read them: checkpoints are not kept with a study's records, so what only the model can tell is
+measured before they are left behind.
+
+* On the held-out set: the mean IoU of the boxes matched to the true digits, the recall at IoU
+  0.5 and the mean height of the live windows (what the window-scale prior shapes).
+* With --extrapolation-data, a record file of images with more digits than the model was
+  trained on (sweep.py makes one of 3-digit images): the count accuracy there. Test mode runs
+  max_steps one above the file's largest count, so that a model can also count too many: with
+  max_steps 3, every 3-digit image read as "as many as it can" would count as right.
+"""
+import json
+import math
+import os
+
+import numpy as np
+
+FILENAME = "final_evaluation.json"
+
+
+def extrapolation_steps(config, path):
+    """The max_steps that counts the images of ``path``: one above its largest digit count, and
+    never fewer than the model's own."""
+    from air.data import records
+    largest = max((records.decode_example(s)["digits"] for s in records.iterate_records(path)),
+                  default=0)
+    return max(config.max_steps, int(largest) + 1)
+
+
+def mean_window_height(predictions):
+    """The mean height in pixels of the live windows of ``HeldOutEvaluator.predict`` output
+    (None without any)."""
+    heights = predictions["boxes"][..., 3][predictions["live"] > 0.5]
+    return float(np.mean(heights)) if heights.size else None
+
+
+class FinalEvaluation:
+    """Builds, in the current default graph, what the final figures need beside the run's own
+    held-out evaluator (a HeldOutEvaluator): the test-mode model on the extrapolation file, on
+    the same variables, with max_steps raised (``extrapolation_steps``)."""
+
+    def __init__(self, config, heldout, extrapolation_path=None, batch_size=500):
+        from air.evaluation.heldout import HeldOutEvaluator
+        self.heldout = heldout
+        self.extrapolation = None
+        if extrapolation_path:
+            counting = config.replace(max_steps=extrapolation_steps(config, extrapolation_path))
+            self.extrapolation = HeldOutEvaluator(counting, extrapolation_path, batch_size)
+
+    def figures(self, session, iteration):
+        """The final figures (a dict) of the model in ``session`` at ``iteration``."""
+        from air.evaluation.heldout import box_metrics, count_metrics
+        predictions = self.heldout.predict(session)
+        figures = dict(iteration=int(iteration), **box_metrics(predictions))
+        figures["mean_window_height"] = mean_window_height(predictions)
+        if self.extrapolation is not None:
+            steps = self.extrapolation.config.max_steps
+            counts = count_metrics(self.extrapolation.predict(session), steps)
+            figures.update(extrapolation_images=counts["images"], extrapolation_max_steps=steps,
+                           extrapolation_accuracy=counts["count_accuracy"],
+                           extrapolation_accuracy_by_digits=counts["count_accuracy_by_digits"])
+        return figures
+
+    def write(self, session, iteration, results_dir):
+        """Writes the figures to results_dir/final_evaluation.json (whole or not at all)."""
+        path = os.path.join(results_dir, FILENAME)
+        with open(path + ".partial", "w") as f:
+            f.write(json.dumps(self.figures(session, iteration), indent=2, sort_keys=True) + "\n")
+        os.replace(path + ".partial", path)
+
+
+def read(directory):
+    """The final figures of the run (or record) in ``directory``: a dict, empty when it has
+    none (a run that has not ended, or one from before runs wrote them) or they do not read."""
+    path = os.path.join(directory, FILENAME)
+    try:
+        with open(path) as f:
+            figures = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(figures, dict):
+        return {}
+    return {k: v for k, v in figures.items()
+            if not (isinstance(v, float) and not math.isfinite(v))}

@@ -21,6 +21,7 @@ import threading
 import time
 
 from air import devices, launcher, paths
+from air.evaluation import final
 from air.training import metrics_log
 from air.training import options as training_options
 from air.training.checkpoints import has_checkpoints
@@ -229,6 +230,12 @@ def state_of_evaluations(rows, options):
     return "partial"
 
 
+def final_figures_current(trial):
+    """True if the trial's final_evaluation.json is of its last held-out evaluation."""
+    rows = read_metrics(trial.directory)
+    return bool(rows) and final.read(trial.directory).get("iteration") == rows[-1]["iteration"]
+
+
 def last_iteration(trial):
     """The iteration of a trial's last held-out evaluation (0 before the first)."""
     rows = read_metrics(trial.directory)
@@ -322,11 +329,15 @@ def prepare_trial(trial, options, python, config_changes=None):
     on the trial's launch files (``launch_files``; ``config_changes`` on the variant's config).
 
     A folder without a checkpoint is a trial that died before its first save: it is
-    started again from scratch (the folder is the sweep's own).
+    started again from scratch (the folder is the sweep's own). An ended trial whose final
+    model has not been measured (it ended before trials wrote final_evaluation.json) is
+    resumed with ``options.final_evaluation``: it ends at once and writes the figures.
     """
     state = trial_state(trial, options)
     if state in ("converged", "finished"):
-        return None
+        if not (options.final_evaluation and not final_figures_current(trial)):
+            return None
+        state = "partial"
     if state == "new" and os.path.exists(trial.directory):
         shutil.rmtree(trial.directory)
     os.makedirs(trial.directory, exist_ok=True)

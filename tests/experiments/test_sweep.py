@@ -595,6 +595,21 @@ def test_a_trials_final_model_is_measured_and_reported_and_old_records_still_rep
     assert line.rstrip().endswith("| %.2f | %.1f | %.1f |" % (
         figures["mean_iou"], figures["mean_window_height"],
         100 * figures["extrapolation_accuracy"]))
+    # An ended trial without the figures (it ended before trials wrote them) is resumed by the
+    # next sweep only to measure its final model: it trains no further.
+    os.remove(os.path.join(trial, "final_evaluation.json"))
+    with open(os.path.join(trial, "metrics.csv")) as f:
+        metrics = f.read()
+    measured = _sweep(args, small_data_dir, output)
+    assert measured.returncode == 0, measured.stdout + measured.stderr
+    assert "1 trials, 1 to run, 0 already ended" in measured.stdout
+    with open(os.path.join(trial, "final_evaluation.json")) as f:
+        remeasured = json.load(f)
+    for name in ("iteration", "mean_iou", "mean_window_height", "extrapolation_accuracy"):
+        assert remeasured[name] == pytest.approx(figures[name], rel=1e-5)
+    with open(os.path.join(trial, "metrics.csv")) as f:
+        assert f.read() == metrics
+    assert "1 trials, 0 to run, 1 already ended" in _sweep(args, small_data_dir, output).stdout
     # A record from before trials measured their final models: the columns say "-".
     os.remove(os.path.join(record, "final_evaluation.json"))
     again = _sweep(["--report-only", "--seeds", "1", "--variant", "default", "--report-dir",

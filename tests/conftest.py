@@ -47,6 +47,19 @@ TINY = ["--rnn-units", "16", "--vae-latent", "4", "--vae-recognition-units", "16
         "--z-pres-hidden-units", "8", "--batch-size", "8"]
 
 
+# AIRConfig fields of a small graph, its sizes all different, so that structural tests build
+# and run in a moment (``tiny_config``).
+TINY_MODEL = dict(canvas_height=24, canvas_width=24, window_size=8, rnn_units=16, vae_latent=4,
+                  vae_recognition_units=(16,), vae_generative_units=(12,),
+                  z_where_hidden_units=8, z_pres_hidden_units=6, batch_size=4)
+
+
+def tiny_config(**changes):
+    """The AIRConfig of TINY_MODEL with ``changes``."""
+    from air.config import AIRConfig
+    return AIRConfig(**dict(TINY_MODEL, **changes))
+
+
 def latest_step(results_dir):
     """The global step of the newest checkpoint of a results folder."""
     from air.training import checkpoints

@@ -15,13 +15,11 @@ import tensorflow.compat.v1 as tf
 from air.model import transformer
 from air.model.air_model import AIRModel, z_pres_prior_log_odds
 from air.config import AIRConfig
+from conftest import tiny_config
 
 CANVAS_EPSILON = AIRConfig().likelihood_epsilon
 
-# Small sizes, all different, so that structural tests build and run in a moment.
-TINY = AIRConfig(canvas_height=24, canvas_width=24, window_size=8, rnn_units=16, vae_latent=4,
-                 vae_recognition_units=(16,), vae_generative_units=(12,),
-                 z_where_hidden_units=8, z_pres_hidden_units=6, batch_size=4)
+TINY = tiny_config()
 LOG_ODDS_START = np.log(1e4)   # 9.2103
 LOG_ODDS_FLOOR = np.log(1e-9)  # -20.7233
 

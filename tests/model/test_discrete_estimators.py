@@ -8,13 +8,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from air.config import AIRConfig
 from air.model.air_model import AIRModel
 from air.training.optimization import build_objective_train_op
+from conftest import tiny_config
 
-TINY = dict(canvas_height=24, canvas_width=24, window_size=8, rnn_units=16, vae_latent=4,
-            vae_recognition_units=(16,), vae_generative_units=(12,), z_where_hidden_units=8,
-            z_pres_hidden_units=6, batch_size=4)
 ESTIMATORS = {"nvil": dict(z_pres_estimator="nvil", nvil_baseline_hidden_units=5),
               "vimco": dict(z_pres_estimator="vimco", vimco_samples=3)}
 
@@ -26,7 +23,7 @@ def graph_mode():
 
 @pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
 def test_finite_at_the_extremes_of_the_log_odds_and_the_prior(estimator):
-    config = AIRConfig(**dict(TINY, **ESTIMATORS[estimator]))
+    config = tiny_config(**ESTIMATORS[estimator])
     rng = np.random.RandomState(3)
     images = np.stack([np.zeros([24, 24]), np.ones([24, 24]), rng.rand(24, 24) > 0.7,
                        rng.rand(24, 24)]).astype(np.float32)

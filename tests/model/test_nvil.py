@@ -13,12 +13,9 @@ from air.config import AIRConfig
 from air.model import nvil
 from air.model.air_model import AIRModel
 from air.training.optimization import build_objective_train_op
-from conftest import evaluate_in_graph
+from conftest import evaluate_in_graph, tiny_config
 
-TINY_NVIL = AIRConfig(canvas_height=24, canvas_width=24, window_size=8, rnn_units=16,
-                      vae_latent=4, vae_recognition_units=(16,), vae_generative_units=(12,),
-                      z_where_hidden_units=8, z_pres_hidden_units=6, batch_size=4,
-                      z_pres_estimator="nvil", nvil_baseline_hidden_units=5)
+TINY_NVIL = tiny_config(z_pres_estimator="nvil", nvil_baseline_hidden_units=5)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -13,12 +13,9 @@ from air.config import AIRConfig, with_estimator
 from air.model import vimco
 from air.model.air_model import AIRModel
 from air.training import metrics_log
-from conftest import evaluate_in_graph
+from conftest import evaluate_in_graph, tiny_config
 
-TINY_VIMCO = AIRConfig(canvas_height=24, canvas_width=24, window_size=8, rnn_units=16,
-                       vae_latent=4, vae_recognition_units=(16,), vae_generative_units=(12,),
-                       z_where_hidden_units=8, z_pres_hidden_units=6, batch_size=4,
-                       z_pres_estimator="vimco", vimco_samples=3)
+TINY_VIMCO = tiny_config(z_pres_estimator="vimco", vimco_samples=3)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -2,7 +2,7 @@
 
     python evaluate.py [--model-dir model/] [--data multi_mnist_data/test.tfrecords]
                        [--json report.json] [--batch-size 500]
-                       [--samples 200] [--importance-samples K] [--seed 0]
+                       [--samples 200] [--importance-samples K] [--seed 0] [--max-steps N]
 
 --model-dir is the ``model/`` folder of a training run (its newest checkpoint and the
 config.json beside it), a training results folder, or one checkpoint prefix such as
@@ -11,6 +11,9 @@ posterior means); the ELBO (from --samples samples per image) and, with --import
 the importance-weighted bound on log p(x) are those of the sampled discrete model at the final
 z_pres prior (air/evaluation/likelihood.py), each with its standard error over images. Prints a short
 table; --json also writes the report with the keys of ``air.evaluation.heldout.REPORT_KEYS``.
+--max-steps runs the model with another number of steps than it trained with: one above the
+largest count of the file lets it count images with more digits than it was trained on (and
+also count one too many).
 """
 import argparse
 import os
@@ -48,6 +51,9 @@ def build_parser():
     parser.add_argument("--seed", type=cli.integer(0, cli.MAX_SEED), default=0,
                         help="seed of the sampling: the same command gives the same numbers (to "
                              "float32 rounding)")
+    parser.add_argument("--max-steps", type=cli.integer(minimum=1), default=None, metavar="N",
+                        help="steps of the model at test time (default: the ones it trained "
+                             "with); say 4 to count 3-digit images with a model trained on 0-2")
     return parser
 
 
@@ -71,14 +77,17 @@ def check_counts(elbo_samples, importance_samples, seed):
 
 
 def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAMPLES,
-             importance_samples=None, seed=0):
-    """Takes a model folder (or checkpoint) and a record file to (report dict, checkpoint, step).
+             importance_samples=None, seed=0, max_steps=None):
+    """Takes a model folder (or checkpoint) and a record file to (report dict, checkpoint, step),
+    with the model's own max_steps or ``max_steps``.
 
     Raises a UserError for inputs that cannot be evaluated.
     """
     # Checked before TensorFlow is imported, so the commonest mistakes fail at once.
     elbo_samples, importance_samples, seed = check_counts(elbo_samples, importance_samples, seed)
     batch_size = _whole_number(batch_size, "--batch-size", 1)
+    if max_steps is not None:
+        max_steps = _whole_number(max_steps, "--max-steps", 1)
     if not os.path.exists(model_dir) and not os.path.isfile(model_dir + ".index"):
         raise cli.UserError("model folder or checkpoint %s does not exist" % model_dir)
     if not os.path.isfile(data_path):
@@ -92,6 +101,8 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
 
     checkpoint, config_path = find_checkpoint(model_dir)
     config = load_config(config_path)
+    if max_steps is not None:
+        config = config.replace(max_steps=max_steps)
     step = checkpoint_step(checkpoint)
     try:
         height, width = records.image_shape(data_path)
@@ -129,7 +140,8 @@ def run(args):
     if args.json and os.path.isdir(args.json):
         raise cli.UserError("cannot write %s: it is a folder (give a file name)" % args.json)
     report, checkpoint, step = evaluate(args.model_dir, args.data, args.batch_size,
-                                        args.samples, args.importance_samples, args.seed)
+                                        args.samples, args.importance_samples, args.seed,
+                                        args.max_steps)
     from air.evaluation import heldout
     print(heldout.format_report(report, checkpoint, step, args.data), flush=True)
     if args.json:

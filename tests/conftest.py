@@ -122,13 +122,14 @@ def small_data_dir(mnist_dir, tmp_path_factory):
                                 images_per_digit=100, test_set_size=90, seed=123)
 
 
-def generate_multi_mnist(mnist_dir, out, images_per_digit, test_set_size, seed):
-    """Runs multi_mnist.py (one worker, quiet) into ``out``; returns ``out``."""
+def generate_multi_mnist(mnist_dir, out, images_per_digit, test_set_size, seed, extra=()):
+    """Runs multi_mnist.py (one worker, quiet, then the flags ``extra``) into ``out``; returns
+    ``out``."""
     import multi_mnist
     code = multi_mnist.main(["--mnist-dir", mnist_dir, "--output-dir", out,
                              "--images-per-digit", str(images_per_digit),
                              "--test-set-size", str(test_set_size),
-                             "--seed", str(seed), "--workers", "1", "--quiet"])
+                             "--seed", str(seed), "--workers", "1", "--quiet"] + list(extra))
     assert code in (0, None)
     return out
 

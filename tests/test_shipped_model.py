@@ -1,5 +1,6 @@
 """The shipped model/ counts digits on held-out images it has never seen, on this stack, and
-reproduces the count and box figures of its committed evaluation.json.
+reproduces the count and box figures of its committed evaluation.json (and, on 3-digit images
+it was not trained for, of extrapolation.json).
 
 One held-out set is generated with a seed other than the default, from MNIST test digits only,
 so neither its digits nor its layouts were seen in training. The other is the default held-out
@@ -37,6 +38,16 @@ def default_heldout(mnist_dir, tmp_path_factory):
     return os.path.join(out, "test.tfrecords")
 
 
+@pytest.fixture(scope="module")
+def three_digit_heldout(mnist_dir, tmp_path_factory):
+    """The 3-digit images sweep.py's trials are counted on (seed 3, MNIST test digits),
+    regenerated, on which model/extrapolation.json was computed."""
+    out = generate_multi_mnist(mnist_dir, str(tmp_path_factory.mktemp("three_digits")),
+                               images_per_digit=0, test_set_size=500, seed=3,
+                               extra=["--min-digits", "3", "--max-digits", "3"])
+    return os.path.join(out, "test.tfrecords")
+
+
 # The deterministic figures of evaluation.json (test mode: z_pres rounded, posterior means).
 # Its sampled ELBO and IWAE keys are checked below and in tests/evaluation/test_likelihood.py.
 COUNT_AND_BOX_KEYS = ("images", "count_accuracy", "count_accuracy_by_digits", "confusion",
@@ -56,6 +67,21 @@ def test_evaluation_json_is_reproduced_on_the_default_heldout_set(default_heldou
     assert report["count_accuracy_by_digits"] == pytest.approx(
         committed["count_accuracy_by_digits"], abs=1e-6)
     assert set(COUNT_AND_BOX_KEYS) <= set(report)
+
+
+def test_extrapolation_json_is_reproduced_on_three_digit_images(three_digit_heldout):
+    """Trained on 0-2 digits, counted with one step more than the largest count (max_steps 4),
+    as the sweep's trials are."""
+    import evaluate
+    with open(os.path.join(MODEL_DIR, "extrapolation.json")) as f:
+        committed = json.load(f)
+    report, _, _ = evaluate.evaluate(MODEL_DIR, three_digit_heldout, elbo_samples=1,
+                                     max_steps=4)
+    assert report["images"] == committed["images"] == 500
+    assert report["confusion"] == committed["confusion"]
+    assert len(report["confusion"][0]) == 5  # found: 0 to 4 objects
+    for key in ("count_accuracy", "mean_iou", "box_recall_iou50"):
+        assert report[key] == pytest.approx(committed[key], abs=1e-4), key
 
 
 def test_shipped_model_counts_fresh_heldout_digits(fresh_heldout):

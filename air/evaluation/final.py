@@ -83,3 +83,11 @@ def read(directory):
         return {}
     return {k: v for k, v in figures.items()
             if not (isinstance(v, float) and not math.isfinite(v))}
+
+
+def read_current(directory, iteration):
+    """The final figures in ``directory`` if they are of the model at ``iteration`` (a run's
+    last held-out evaluation), else {}: a run resumed past an earlier end has not measured its
+    new final model yet."""
+    figures = read(directory)
+    return figures if figures.get("iteration") == iteration else {}

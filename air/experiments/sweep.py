@@ -233,7 +233,7 @@ def state_of_evaluations(rows, options):
 def final_figures_current(trial):
     """True if the trial's final_evaluation.json is of its last held-out evaluation."""
     rows = read_metrics(trial.directory)
-    return bool(rows) and final.read(trial.directory).get("iteration") == rows[-1]["iteration"]
+    return bool(rows and final.read_current(trial.directory, rows[-1]["iteration"]))
 
 
 def last_iteration(trial):

@@ -1,4 +1,5 @@
-"""The tables and figure of a sweep (sweep.csv, sweep.md, sweep.png), read from each trial's
+"""The tables and figures of a sweep (sweep.csv, sweep.md, sweep.png, sweep_by_count.png and,
+where trials measured it, sweep_gradient_variance.png), read from each trial's
 metrics.csv (and the figures of its final model, final_evaluation.json, where it has them), so
 they can be rewritten at any time, also while trials still run.
 
@@ -114,11 +115,8 @@ def trial_row(trial, rows, options, target, at):
         trained_config(trial).z_pres_prior_log_odds_at(first), 1)
     if state == "finished":
         row["failure_mode"] = failure_mode(last)
-    # Of the final model: only figures measured at the trial's last evaluation (a trial
-    # resumed past an earlier end has not measured its new one yet).
-    figures = final.read(trial.directory)
-    current = bool(rows) and figures.get("iteration") == row["iterations"]
-    row.update({name: figures.get(name) if current else None for name in FINAL_COLUMNS})
+    figures = final.read_current(trial.directory, row["iterations"]) if rows else {}
+    row.update({name: figures.get(name) for name in FINAL_COLUMNS})
     for iteration in at:
         row[milestone_column(iteration)] = accuracy_at(rows, iteration)
     return row
@@ -145,6 +143,7 @@ def variant_summary(rows, target):
 
 RECORDS_FOLDER = "trials"
 COUNT_FIGURE = "sweep_by_count.png"
+GRADIENT_FIGURE = "sweep_gradient_variance.png"
 _INTEGER_COLUMNS = {"seed", "iterations", "first_iteration_at_target",
                     "first_iteration_at_target_0", "first_iteration_at_target_1",
                     "first_iteration_at_target_2"}
@@ -244,7 +243,7 @@ def ended_in_report(trials, options, report_dir):
 
 
 def write_report(trials, options, report_dir, target):
-    """Writes sweep.csv, sweep.md and sweep.png into report_dir, for the given trials and
+    """Writes sweep.csv, sweep.md and the figures into report_dir, for the given trials and
     every trial reported there before (see ``study``), and the given trials' records; returns
     the trial rows."""
     entries = study(trials, report_dir)
@@ -266,6 +265,10 @@ def write_report(trials, options, report_dir, target):
     plot_curves(runs, os.path.join(report_dir, "sweep.png"), target, options.max_iterations, rows)
     plot_count_curves(count_panels(runs, rows, options.max_iterations),
                       os.path.join(report_dir, COUNT_FIGURE), target, options.max_iterations)
+    panels = gradient_variance_panels(runs, rows)
+    if panels:  # Studies from before the probe have no curves to draw.
+        plot_gradient_variance(panels, os.path.join(report_dir, GRADIENT_FIGURE),
+                               options.max_iterations)
     return rows
 
 
@@ -474,6 +477,63 @@ def plot_count_curves(panels, path, target, max_iterations):
             prior.set_ylim(-22, 10)
             if index % 2 == 1:
                 prior.set_ylabel("z_pres prior log-odds (dotted)", fontsize=8)
+    for index in range(len(panels), grid_rows * 2):
+        axes[index // 2][index % 2].axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def gradient_variance_panels(runs, rows):
+    """What sweep_gradient_variance.png shows of the TrialMetrics ``runs``: a panel per variant
+    (in the order of the sweep.csv ``rows``) whose trials measured the gradient variance of the
+    z_pres network, as a dict with its title and one line (seed, estimator, trained, iterations,
+    variances) per trial and estimator measured, ``trained`` telling the estimator the trial
+    trains with from the ones probed on its weights; evaluations without a positive finite
+    value (not measured there) are left out of a line."""
+    panels = collections.OrderedDict((r["variant"], []) for r in rows)
+    for run in (r for r in runs if r.metrics):
+        trained = trained_config(run.trial).z_pres_estimator
+        for column in metrics_log.GRADIENT_VARIANCE_COLUMNS:
+            points = [(r["iteration"], r[column]) for r in run.metrics
+                      if math.isfinite(r.get(column, math.nan)) and r[column] > 0]
+            if points:
+                estimator = column[len("z_pres_gradient_variance_"):]
+                panels.setdefault(run.trial.variant.name, []).append(
+                    (run.trial.seed, estimator, estimator == trained,
+                     [i for i, _ in points], [v for _, v in points]))
+    return [{"title": name, "lines": lines} for name, lines in panels.items() if lines]
+
+
+def plot_gradient_variance(panels, path, max_iterations):
+    """Draws ``gradient_variance_panels`` on a log scale, two panels a row: a colour per seed,
+    a solid line for the estimator the trial trains with and a dashed one for an estimator
+    probed on the same weights, so that the estimators' noise compares within a panel and the
+    variants' across them."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+    grid_rows = int(math.ceil(len(panels) / 2.0))
+    figure, axes = plt.subplots(grid_rows, 2, figsize=(10, 3.2 * grid_rows), squeeze=False)
+    iteration_ticks = FuncFormatter(lambda value, _: _iterations(int(value)))
+    for index, panel in enumerate(panels):
+        axis = axes[index // 2][index % 2]
+        seeds = sorted({line[0] for line in panel["lines"]})
+        for seed, estimator, trained, iterations, variances in panel["lines"]:
+            axis.plot(iterations, variances, "-" if trained else "--", linewidth=1,
+                      color="C%d" % (seeds.index(seed) % 10),
+                      label="seed %d, %s%s" % (seed, estimator, "" if trained else " (probe)"))
+        axis.set_yscale("log")
+        axis.set_title(_wrapped(panel["title"]), fontsize=9)
+        axis.set_xlim(0, max_iterations)
+        axis.xaxis.set_major_formatter(iteration_ticks)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, ncol=2, loc="lower left")
+        if index // 2 == grid_rows - 1:
+            axis.set_xlabel("iteration")
+        if index % 2 == 0:
+            axis.set_ylabel("z_pres gradient variance")
     for index in range(len(panels), grid_rows * 2):
         axes[index // 2][index % 2].axis("off")
     figure.tight_layout()

@@ -66,12 +66,13 @@ def train(args, config_fields):
             raise TrainingError("missing %s: run `make data` (multi_mnist.py) first" % path)
     if args.extrapolation_data and not os.path.isfile(args.extrapolation_data):
         raise TrainingError("--extrapolation-data %s: no such file" % args.extrapolation_data)
-    height, width = records.image_shape(train_path)
+    # Read before prepare_results writes anything, so that an unreadable file leaves no folder.
+    shapes = {path: records.image_shape(path)
+              for path in filter(None, (train_path, args.extrapolation_data))}
     with write_failures.reported(os.path.join(args.results_dir, "model")):
         config, model_dir, summary_dir = prepare_results(args, config_fields)
-    for path in filter(None, (train_path, args.extrapolation_data)):
-        mismatch = records.shape_mismatch(path, records.image_shape(path),
-                                          (config.canvas_height, config.canvas_width))
+    for path, shape in shapes.items():
+        mismatch = records.shape_mismatch(path, shape, (config.canvas_height, config.canvas_width))
         if mismatch:
             raise TrainingError(mismatch)
 

@@ -266,6 +266,32 @@ def test_same_seed_same_numbers_other_seed_other_numbers(handmade, capsys):
     assert reports[0]["count_accuracy"] == reports[2]["count_accuracy"]
 
 
+def test_more_steps_at_test_time_count_one_object_more(handmade, capsys):
+    """--max-steps 3 on the two-step hand-made model: every step finds an object, so every
+    image is read as three (only the 3-digit image right), and the plug-in ELBO charges the
+    KLs of three steps."""
+    model_dir, data, images, config = handmade
+    code, out, err = run_main(["--model-dir", model_dir, "--data", data, "--samples", "2",
+                               "--max-steps", "3", "--json", os.devnull], capsys)
+    assert code == 0, err
+    report, _, _ = evaluate.evaluate(model_dir, data, elbo_samples=2, max_steps=3)
+    assert report["confusion"] == [[0, 0, 0, 1], [0, 0, 0, 2], [0, 0, 0, 1], [0, 0, 0, 1]]
+    assert report["count_accuracy_by_digits"] == {"0": 0.0, "1": 0.0, "2": 0.0, "3": 1.0}
+    start, floor = config.z_pres_prior_log_odds_range
+    prior = max(start + np.log(config.z_pres_prior_odds_decay)
+                / config.z_pres_prior_odds_decay_steps * STEP, floor)
+    expected = constant_reconstruction(images.astype(np.float64)) + 3 * (
+        z_pres_kl(prior) + continuous_kl(config))
+    assert report["plugin_elbo_at_means"] == pytest.approx(-np.mean(expected), abs=0.05)
+    assert "found:     0     1     2     3" in out
+    for bad in ("0", "x"):
+        code, out, err = run_main(["--model-dir", model_dir, "--data", data, "--max-steps",
+                                   bad], capsys)
+        assert_one_line_error(code, err, "--max-steps")
+    with pytest.raises(cli.UserError, match=r"^--max-steps: "):
+        evaluate.evaluate(model_dir, data, max_steps=0)
+
+
 def test_predicted_boxes_are_the_designed_box(handmade):
     from air.evaluation import model_folder
     model_dir, data, images, config = handmade

@@ -534,6 +534,26 @@ def test_tiny_grid_with_every_z_pres_estimator(small_data_dir, tmp_path):
         assert [row["iteration"] for row in rows] == [3, 6]
         assert all(row["z_pres_gradient_variance_" + estimator] >= 0.0 for row in rows)
         assert "z_pres_estimator=" + estimator in table
+    # The gradient-variance figure: per variant, the trained estimator's curve and the
+    # relaxation's probed on the same weights, as metrics.csv has them.
+    from air.experiments.sweep_report import TrialMetrics, gradient_variance_panels
+    names = [sweep.parse_variant(v).name for v in ["default"] + list(variants.values())]
+    runs = []
+    for name in names:
+        trial = sweep.Trial(sweep.variant_from_name(name), 1, os.path.join(output, name, "seed-1"))
+        runs.append(TrialMetrics(trial, sweep.read_metrics(trial.directory)))
+    panels = gradient_variance_panels(runs, [{"variant": name} for name in names])
+    assert [panel["title"] for panel in panels] == names
+    measured = [[(line[1], line[2]) for line in panel["lines"]] for panel in panels]
+    assert measured == [[("concrete", True)], [("concrete", False), ("nvil", True)],
+                        [("concrete", False), ("vimco", True)]]
+    for panel, run in zip(panels, runs):
+        for seed, estimator, _, iterations, variances in panel["lines"]:
+            by_iteration = {r["iteration"]: r["z_pres_gradient_variance_" + estimator]
+                            for r in run.metrics}
+            assert seed == 1 and iterations and set(iterations) <= {3, 6}
+            assert variances == [by_iteration[i] for i in iterations]
+    assert os.path.isfile(os.path.join(output, "sweep_gradient_variance.png"))
 
 
 def _count_naively(model_dir, path, max_steps):

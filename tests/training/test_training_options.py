@@ -136,6 +136,21 @@ def test_a_missing_extrapolation_file_is_one_error_line_and_writes_nothing(small
         assert not os.path.exists(results)
 
 
+def test_an_extrapolation_file_of_another_image_size_is_one_error_line(small_data_dir,
+                                                                        tmp_path, capsys):
+    import numpy as np
+    import training
+    from air.data import records
+    three = str(tmp_path / "three.tfrecords")
+    records.write_examples(three, [dict(
+        image=np.zeros([40, 40], np.float32), labels=np.arange(3), indices=np.arange(3),
+        positions=np.zeros([3, 2], np.int32), boxes=np.full([3, 2], 10, np.int32))])
+    assert training.main(["--data-dir", small_data_dir, "--results-dir", str(tmp_path / "run"),
+                          "--final-evaluation", "--extrapolation-data", three]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: %s holds 40x40 images but the model expects 50x50" % three]
+
+
 def test_launcher_flags_and_commands(tmp_path):
     assert launcher.flags(images_per_digit=100, quiet=True, verbose=False, seed=None,
                           units=(3, 4)) == ["--images-per-digit", "100", "--quiet",

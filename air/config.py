@@ -30,6 +30,7 @@ CHOICES = {
     "z_what_variance_head": ("log_variance", "softplus_std"),
     "likelihood_epsilon_placement": ("inside_log", "clip"),
     "z_pres_estimator": ("concrete", "nvil", "vimco"),
+    "nvil_kl_gradient": ("closed_form", "autodiff"),
 }
 SCALE_TRANSFORMS = CHOICES["scale_transform"]
 
@@ -78,11 +79,17 @@ LEGACY_VALUES = {
     "learning_rate_decay": 1.0,
 }
 
+# LEGACY_VALUES of one estimator's own fields: a saved config of that estimator without the
+# field trained with this value (with another estimator the field keeps its default).
+LEGACY_ESTIMATOR_VALUES = {
+    "nvil": {"nvil_kl_gradient": "autodiff"},
+}
+
 # The fields that belong to one z_pres estimator: with another estimator they must keep their
 # defaults, so that a run never records a setting that had no effect.
 ESTIMATOR_FIELDS = {
     "nvil": ("nvil_baseline_learning_rate", "nvil_baseline_hidden_units", "nvil_signal_decay",
-             "nvil_variance_normalisation"),
+             "nvil_variance_normalisation", "nvil_kl_gradient"),
     "vimco": ("vimco_samples",),
 }
 
@@ -206,6 +213,11 @@ class AIRConfig:
         True, "nvil: divide the centred learning signal by max(1, its running std) (NVIL's "
         "variance normalisation; it also scales the score-function term down against the "
         "exact KL's gradient on the same log-odds); false: centre it only")
+    nvil_kl_gradient: str = _field(
+        "closed_form", "nvil: the gradient of the exact z_pres KL: 'closed_form' (sigmoid(a) "
+        "sigmoid(-a) (a - b), exact in float32 at any log-odds a) or 'autodiff' (the formula's "
+        "own derivative, which above log-odds 16.6 is (a - b) times too small in float32; the "
+        "NVIL runs before this field existed)")
     vimco_samples: int = _field(
         5, "vimco: samples per image (K >= 2) of the K-sample bound; K times the rows")
 
@@ -274,7 +286,11 @@ class AIRConfig:
     def from_saved_dict(cls, values):
         """Like from_dict, for a saved config: a field it lacks takes its LEGACY_VALUES value."""
         if isinstance(values, dict):
-            values = dict({k: v for k, v in LEGACY_VALUES.items() if k not in values}, **values)
+            legacy = dict(LEGACY_VALUES)
+            estimator = values.get("z_pres_estimator", legacy["z_pres_estimator"])
+            if isinstance(estimator, str):
+                legacy.update(LEGACY_ESTIMATOR_VALUES.get(estimator, {}))
+            values = dict({k: v for k, v in legacy.items() if k not in values}, **values)
         return cls.from_dict(values)
 
     def to_json(self):

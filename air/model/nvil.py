@@ -3,7 +3,8 @@
 In training z_pres is a Bernoulli sample from sigmoid(log-odds), so the stop rule stops at the
 first 0 (the continuous relaxation's rule with z_pres in {0, 1}); z_where and z_what stay
 reparameterised, and the z_pres KL of an attempted step is the exact Bernoulli KL against the
-annealed prior (its gradient reaches the log-odds directly). The log-odds also learn by the
+annealed prior (its gradient reaches the log-odds directly, in closed form:
+``nvil_kl_gradient``). The log-odds also learn by the
 score function: step t's decision is reinforced by its learning signal, the part of the image's
 negative ELBO that depends on it,
 
@@ -42,8 +43,10 @@ class NVIL(ZPresMode):
     """Training with a discrete z_pres and NVIL's score-function gradient (module docstring)."""
 
     def presence(self, t, z_pres_log_odds, prior_log_odds):
+        exact_kl = (dist.bernoulli_kl_closed_form_gradient
+                    if self.config.nvil_kl_gradient == "closed_form" else dist.bernoulli_kl)
         return Presence(discrete_z_pres(self, t, z_pres_log_odds),
-                        dist.bernoulli_kl(z_pres_log_odds, prior_log_odds))
+                        exact_kl(z_pres_log_odds, prior_log_odds))
 
     def objective(self, model):
         config, steps = self.config, model.steps

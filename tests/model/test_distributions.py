@@ -191,6 +191,53 @@ def test_bernoulli_kl_matches_formula():
     assert evaluate(dist.bernoulli_kl, -50.0, 9.21) == pytest.approx(9.21, rel=1e-3)
 
 
+def reference_bernoulli_kl_gradient(posterior_log_odds, prior_log_odds):
+    """d KL / d posterior log-odds = q (1 - q) (a - b), in float64."""
+    a = np.float64(posterior_log_odds)
+    q = 1.0 / (1.0 + np.exp(-a))
+    return q * (1.0 - q) * (a - np.float64(prior_log_odds))
+
+
+def _kl_and_gradients(kl_function, posterior, prior):
+    def build(a, b):
+        kl = kl_function(a, b)
+        return [kl] + tf.gradients(tf.reduce_sum(kl), [a, b])
+    return evaluate(build, posterior, prior)
+
+
+def test_bernoulli_kl_closed_form_gradient_is_exact_at_any_log_odds():
+    """The value is bernoulli_kl's, bit for bit; the gradients are the float64 closed forms from
+    saturated-absent to saturated-present posteriors, at the prior's start, middle and floor."""
+    posterior = np.concatenate([np.linspace(-30.0, 30.0, 61), [-16.0, 16.6, 17.0, 18.0]])
+    for prior_log_odds in (9.21, 0.0, -20.72):
+        prior = np.full_like(posterior, prior_log_odds)
+        kl, d_posterior, d_prior = _kl_and_gradients(
+            dist.bernoulli_kl_closed_form_gradient, posterior, prior)
+        np.testing.assert_array_equal(kl, evaluate(dist.bernoulli_kl, posterior, prior))
+        np.testing.assert_allclose(d_posterior, reference_bernoulli_kl_gradient(posterior, prior),
+                                   rtol=2e-3, atol=0.0)
+        q = 1.0 / (1.0 + np.exp(-posterior.astype(np.float64)))
+        p = 1.0 / (1.0 + np.exp(-np.float64(prior_log_odds)))
+        np.testing.assert_allclose(d_prior, p - q, rtol=1e-4, atol=1e-6)
+    # A scalar prior (the schedule's) broadcasts and gets the summed gradient.
+    _, d_posterior, d_prior = _kl_and_gradients(
+        dist.bernoulli_kl_closed_form_gradient, [20.0, 3.0], -20.72)
+    np.testing.assert_allclose(d_posterior, reference_bernoulli_kl_gradient([20.0, 3.0], -20.72),
+                               rtol=2e-3)
+    assert np.shape(d_prior) == ()
+
+
+def test_bernoulli_kl_autodiff_gradient_vanishes_once_presence_rounds_to_one():
+    """Why the closed form: differentiating the formula in float32 leaves at most a tenth of the
+    true gradient (about sigmoid(-a), a factor a - b short, or nothing) above log-odds 17, where
+    sigmoid(a) is 1.0 in float32, while it is right below log-odds 10."""
+    posterior = np.array([5.0, 10.0, 17.0, 20.0, 25.0, 30.0])
+    _, autodiff, _ = _kl_and_gradients(dist.bernoulli_kl, posterior, np.full(6, -20.72))
+    true = reference_bernoulli_kl_gradient(posterior, -20.72)
+    np.testing.assert_allclose(autodiff[:2], true[:2], rtol=2e-3)
+    assert np.all(np.abs(autodiff[2:]) < 0.1 * true[2:]), autodiff / true
+
+
 def test_gaussian_kl_matches_closed_form_and_monte_carlo():
     rng = np.random.RandomState(1)
     mean = rng.normal(0.0, 2.0, [50, 3])

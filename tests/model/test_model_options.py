@@ -59,6 +59,21 @@ def test_a_saved_config_without_the_new_fields_keeps_its_old_graph():
     assert AIRConfig.from_json(AIRConfig.from_preset("original").to_json()).preset == "original"
 
 
+def test_a_saved_nvil_config_without_the_kl_gradient_field_keeps_its_autodiff_gradient():
+    """The NVIL runs saved before nvil_kl_gradient differentiated the KL's formula; a saved
+    config of another estimator without the field takes the default, since there it has no
+    effect (and a non-default value is refused)."""
+    old = {k: v for k, v in AIRConfig(z_pres_estimator="nvil").to_dict().items()
+           if k != "nvil_kl_gradient"}
+    assert AIRConfig.from_json(json.dumps(old)).nvil_kl_gradient == "autodiff"
+    for estimator in ("concrete", "vimco"):
+        old = {k: v for k, v in AIRConfig(z_pres_estimator=estimator).to_dict().items()
+               if k != "nvil_kl_gradient"}
+        assert AIRConfig.from_json(json.dumps(old)).nvil_kl_gradient == "closed_form"
+    assert AIRConfig.from_json(json.dumps({})).nvil_kl_gradient == "closed_form"
+    assert AIRConfig().nvil_kl_gradient == "closed_form"
+
+
 @pytest.mark.parametrize("field,value", [("lstm_input", "pixels"), ("z_where_heads", "four"),
                                          ("shift_transform", "sigmoid"),
                                          ("transformer_grid", "corners"),

@@ -3,6 +3,7 @@
     python evaluate.py [--model-dir model/] [--data multi_mnist_data/test.tfrecords]
                        [--json report.json] [--batch-size 500]
                        [--samples 200] [--importance-samples K] [--seed 0] [--max-steps N]
+                       [--z-pres-log-odds]
 
 --model-dir is the ``model/`` folder of a training run (its newest checkpoint and the
 config.json beside it), a training results folder, or one checkpoint prefix such as
@@ -13,7 +14,8 @@ z_pres prior (air/evaluation/likelihood.py), each with its standard error over i
 table; --json also writes the report with the keys of ``air.evaluation.heldout.REPORT_KEYS``.
 --max-steps runs the model with another number of steps than it trained with: one above the
 largest count of the file lets it count images with more digits than it was trained on (and
-also count one too many).
+also count one too many). --z-pres-log-odds adds the posterior z_pres log-odds of each step by
+true count (key ``z_pres_log_odds``): how far a presence saturated at 0 or 1 is from turning.
 """
 import argparse
 import os
@@ -54,6 +56,10 @@ def build_parser():
     parser.add_argument("--max-steps", type=cli.integer(minimum=1), default=None, metavar="N",
                         help="steps of the model at test time (default: the ones it trained "
                              "with); say 4 to count 3-digit images with a model trained on 0-2")
+    parser.add_argument("--z-pres-log-odds", action="store_true",
+                        help="also report the posterior z_pres log-odds of each step by true "
+                             "count (median, min and max over the images that attempted it): "
+                             "where a presence rounds to 0 or 1, how saturated it is")
     return parser
 
 
@@ -77,9 +83,9 @@ def check_counts(elbo_samples, importance_samples, seed):
 
 
 def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAMPLES,
-             importance_samples=None, seed=0, max_steps=None):
+             importance_samples=None, seed=0, max_steps=None, with_log_odds=False):
     """Takes a model folder (or checkpoint) and a record file to (report dict, checkpoint, step),
-    with the model's own max_steps or ``max_steps``.
+    with the model's own max_steps or ``max_steps`` (``with_log_odds``: HeldOutEvaluator.report).
 
     Raises a UserError for inputs that cannot be evaluated.
     """
@@ -124,7 +130,8 @@ def evaluate(model_dir, data_path, batch_size=500, elbo_samples=DEFAULT_ELBO_SAM
         with tf.Session(config=devices.session_config()) as session:
             restore_variables(session, checkpoint)
             try:
-                report = evaluator.report(session, elbo_samples, importance_samples)
+                report = evaluator.report(session, elbo_samples, importance_samples,
+                                          with_log_odds)
             except tf.errors.OpError as error:
                 raise cli.UserError("cannot read %s: %s" % (data_path, cli.first_line(error)))
             except ValueError as error:  # An empty file.
@@ -141,7 +148,7 @@ def run(args):
         raise cli.UserError("cannot write %s: it is a folder (give a file name)" % args.json)
     report, checkpoint, step = evaluate(args.model_dir, args.data, args.batch_size,
                                         args.samples, args.importance_samples, args.seed,
-                                        args.max_steps)
+                                        args.max_steps, args.z_pres_log_odds)
     from air.evaluation import heldout
     print(heldout.format_report(report, checkpoint, step, args.data), flush=True)
     if args.json:

@@ -100,12 +100,23 @@ def _field(default, help_text, positive=False):
     return dataclasses.field(default=default, metadata={"help": help_text, "positive": positive})
 
 
+def _with_legacy_values(values):
+    """A saved config's values with each missing field at its LEGACY_VALUES value (and its
+    estimator's LEGACY_ESTIMATOR_VALUES); anything but a dict is left to from_dict to refuse."""
+    if not isinstance(values, dict):
+        return values
+    legacy = dict(LEGACY_VALUES)
+    estimator = values.get("z_pres_estimator", legacy["z_pres_estimator"])
+    if isinstance(estimator, str):
+        legacy.update(LEGACY_ESTIMATOR_VALUES.get(estimator, {}))
+    return dict({k: v for k, v in legacy.items() if k not in values}, **values)
+
+
 @dataclasses.dataclass(frozen=True)
 class AIRConfig:
     preset: str = _field(
-        "default", "named set of the fields below it was built from: 'default', 'first-default' "
-        "(the default before the convergence study) or 'original' (the original code's "
-        "graph); fields given explicitly override the preset")
+        "default", "the named set of fields it was built from: 'default', 'first-default' (the "
+        "default before the study) or 'original' (the original code's); given fields override it")
 
     # Canvas and recurrence.
     canvas_height: int = _field(50, "height of the input images in pixels", positive=True)
@@ -174,6 +185,9 @@ class AIRConfig:
     # Object presence (relaxed z_pres) and stopping.
     z_pres_hidden_units: int = _field(
         64, "hidden units of the LSTM output -> z_pres log-odds network", positive=True)
+    z_pres_log_odds_bound: float = _field(
+        0.0, "B > 0: posterior z_pres log-odds clipped to [-B, B], the gradient passed straight "
+        "through, so a saturated presence keeps a gradient of order sigmoid(-B); 0: unbounded")
     z_pres_prior_odds_initial: float = _field(
         1e4, "prior odds of z_pres = 1 at iteration 0 (large: attend to everything at first)",
         positive=True)
@@ -197,10 +211,9 @@ class AIRConfig:
 
     # How z_pres is trained (air/model/z_pres.py, nvil.py, vimco.py).
     z_pres_estimator: str = _field(
-        "concrete", "training estimator of z_pres: 'concrete' (the continuous relaxation: a "
-        "binary Concrete sample with the reparameterised gradient), 'nvil' (the original "
-        "AIR's discrete Bernoulli z_pres with the score-function gradient of NVIL) or 'vimco' "
-        "(discrete z_pres, the K-sample bound with leave-one-out baselines)")
+        "concrete", "training estimator of z_pres: 'concrete' (binary Concrete relaxation, "
+        "reparameterised), 'nvil' (the original AIR's: discrete z_pres, NVIL's score function) "
+        "or 'vimco' (discrete z_pres, K-sample bound, leave-one-out baselines)")
     nvil_baseline_learning_rate: float = _field(
         1e-3, "nvil: Adam learning rate of the input-dependent baseline network", positive=True)
     nvil_baseline_hidden_units: int = _field(
@@ -211,13 +224,11 @@ class AIRConfig:
         "signal (0: this batch's statistics only)")
     nvil_variance_normalisation: bool = _field(
         True, "nvil: divide the centred learning signal by max(1, its running std) (NVIL's "
-        "variance normalisation; it also scales the score-function term down against the "
-        "exact KL's gradient on the same log-odds); false: centre it only")
+        "variance normalisation; it weakens the score function against the exact KL's "
+        "gradient); false: centre it only")
     nvil_kl_gradient: str = _field(
-        "closed_form", "nvil: the gradient of the exact z_pres KL: 'closed_form' (sigmoid(a) "
-        "sigmoid(-a) (a - b), exact in float32 at any log-odds a) or 'autodiff' (the formula's "
-        "own derivative, which above log-odds 16.6 is (a - b) times too small in float32; the "
-        "NVIL runs before this field existed)")
+        "closed_form", "nvil: the z_pres KL's gradient, 'closed_form' (exact in float32) or "
+        "'autodiff' (the formula's, (a - b) times too small above log-odds 16.6; earlier runs)")
     vimco_samples: int = _field(
         5, "vimco: samples per image (K >= 2) of the K-sample bound; K times the rows")
 
@@ -284,14 +295,8 @@ class AIRConfig:
 
     @classmethod
     def from_saved_dict(cls, values):
-        """Like from_dict, for a saved config: a field it lacks takes its LEGACY_VALUES value."""
-        if isinstance(values, dict):
-            legacy = dict(LEGACY_VALUES)
-            estimator = values.get("z_pres_estimator", legacy["z_pres_estimator"])
-            if isinstance(estimator, str):
-                legacy.update(LEGACY_ESTIMATOR_VALUES.get(estimator, {}))
-            values = dict({k: v for k, v in legacy.items() if k not in values}, **values)
-        return cls.from_dict(values)
+        """Like from_dict, for a saved config: a field it lacks takes its legacy value."""
+        return cls.from_dict(_with_legacy_values(values))
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -380,9 +385,10 @@ def _check_fields(config):
         if f.metadata["positive"] and not getattr(config, f.name) > 0:
             raise ValueError("config field %r must be positive, got %r"
                              % (f.name, getattr(config, f.name)))
-    if config.vae_likelihood_std < 0:
-        raise ValueError("config field 'vae_likelihood_std' must be 0 or more, got %r"
-                         % config.vae_likelihood_std)
+    for name in ("vae_likelihood_std", "z_pres_log_odds_bound"):
+        if getattr(config, name) < 0:
+            raise ValueError("config field %r must be 0 or more, got %r"
+                             % (name, getattr(config, name)))
     for name, allowed in CHOICES.items():
         if getattr(config, name) not in allowed:
             raise ValueError("%s must be one of %s, got %r"

@@ -35,6 +35,7 @@ CONFIG_OUT_OF_RANGE = {
     "--shift-prior-variance": ("0",), "--z-what-prior-variance": ("-1",),
     "--stopping-threshold": ("0", "1.5"), "--likelihood-epsilon": ("-1e-6", "0.5"),
     "--z-pres-prior-odds-epsilon": ("-1", "0.5"), "--vae-likelihood-std": ("-0.3",),
+    "--z-pres-log-odds-bound": ("-1",),
     "--vae-recognition-units": ("0", "-5"), "--vae-generative-units": ("0",),
     "--cnn-filters": ("0",),
     "--scale-prior-anneal-steps": ("-1",), "--scale-prior-anneal-start": ("-1",),

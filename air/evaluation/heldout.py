@@ -44,7 +44,8 @@ class HeldOutEvaluator:
         self.sampler = likelihood.LogWeightSampler(config, seed=seed, scope=scope)
         self._fetches = dict(
             test_mode_outputs(self.model, ("digit_count", "negative_elbo", "boxes", "live")),
-            images=batch["image"], true_counts=batch["digits"],
+            z_pres_log_odds=self.model.steps.z_pres_log_odds,
+            attempted=self.model.steps.attempted, images=batch["image"], true_counts=batch["digits"],
             true_positions=batch["positions"], true_boxes=batch["boxes"])
 
     def predict(self, session):
@@ -84,12 +85,16 @@ class HeldOutEvaluator:
         metrics["discrete_elbo_final_prior"] = float(np.mean(likelihood.elbo_per_image(log_weights)))
         return metrics
 
-    def report(self, session, elbo_samples, iwae_samples=None):
+    def report(self, session, elbo_samples, iwae_samples=None, with_log_odds=False):
         """evaluate.py's report (``REPORT_KEYS``): counts, boxes, the sampled ELBO from
-        ``elbo_samples`` and, with ``iwae_samples``, the importance-weighted bound."""
+        ``elbo_samples`` and, with ``iwae_samples``, the importance-weighted bound; with
+        ``with_log_odds`` also ``z_pres_log_odds`` (``z_pres_log_odds_by_count``)."""
         predictions = self.predict(session)
-        return evaluation_report(predictions, self.config.max_steps, likelihood.likelihood_report(
+        report = evaluation_report(predictions, self.config.max_steps, likelihood.likelihood_report(
             session, self.sampler, predictions["images"], elbo_samples, iwae_samples))
+        if with_log_odds:
+            report["z_pres_log_odds"] = z_pres_log_odds_by_count(predictions)
+        return report
 
 
 def count_metrics(predictions, max_steps):
@@ -220,6 +225,27 @@ def window_size_metrics(predictions):
             "true_digit_height": float(np.mean(true_heights)) if true_heights.size else None}
 
 
+def z_pres_log_odds_by_count(predictions):
+    """Takes ``HeldOutEvaluator.predict`` output to the posterior z_pres log-odds of each step,
+    {true count: [(median, min, max) over the images whose step t was attempted, or None]}.
+
+    A presence saturated at 1 shows here where the probabilities cannot: every gradient that
+    could turn a step off scales with sigmoid(-a), about exp(-a), which float32 rounds away
+    from the probability above log-odds 17 but not from the gradient.
+    """
+    true_counts = predictions["true_counts"].astype(np.int64)
+    log_odds = predictions["z_pres_log_odds"].astype(np.float64)
+    attempted = predictions["attempted"] > 0.5
+
+    def summary(values):
+        return ([float(np.median(values)), float(np.min(values)), float(np.max(values))]
+                if values.size else None)
+
+    return {str(int(k)): [summary(log_odds[(true_counts == k) & attempted[:, t], t])
+                          for t in range(log_odds.shape[1])]
+            for k in np.unique(true_counts)}
+
+
 def elbo_by_outcome(predictions, elbo_per_image):
     """Takes ``HeldOutEvaluator.predict`` output and the ELBO of each of its images [N] to the
     mean ELBO per image {true count: {"right" | "over" | "under": mean, or None without such
@@ -293,6 +319,16 @@ def format_report(report, checkpoint=None, step=None, data_path=None):
     lines.append("")
     lines.append("mean ELBO per image by how the image was counted")
     lines.extend(_outcome_table(report["elbo_by_outcome"], "%.1f"))
+    if report.get("z_pres_log_odds") is not None:
+        lines.append("")
+        lines.append("z_pres posterior log-odds per step, median (min .. max) of attempted steps")
+        by_count = report["z_pres_log_odds"]
+        steps = max(len(v) for v in by_count.values())
+        lines.append("digits  " + "  ".join("%22s" % ("step %d" % (t + 1)) for t in range(steps)))
+        for true_count, values in sorted(by_count.items(), key=lambda i: int(i[0])):
+            lines.append("%-6s  " % true_count + "  ".join(
+                "%22s" % ("n/a" if v is None else "%.1f (%.1f .. %.1f)" % tuple(v))
+                for v in values))
     return "\n".join(lines)
 
 

@@ -177,8 +177,22 @@ Placement = collections.namedtuple("Placement", ["z_where", "scale", "shift"])
 
 
 def z_pres_log_odds_network(hidden, config):
-    """Takes the LSTM output [B, units] to the posterior log-odds of z_pres [B]."""
-    return networks.mlp(hidden, [config.z_pres_hidden_units], 1, "z_pres", tf.nn.relu)[:, 0]
+    """Takes the LSTM output [B, units] to the posterior log-odds of z_pres [B], clipped to
+    +-z_pres_log_odds_bound when it is set, with the gradient of the clip taken as 1: a discrete
+    z_pres's gradients scale with sigmoid(-|a|), so past the bound they stay at its size and a
+    saturated presence can still be turned."""
+    log_odds = networks.mlp(hidden, [config.z_pres_hidden_units], 1, "z_pres", tf.nn.relu)[:, 0]
+    if config.z_pres_log_odds_bound > 0:
+        return clip_with_identity_gradient(log_odds, config.z_pres_log_odds_bound)
+    return log_odds
+
+
+def clip_with_identity_gradient(values, bound):
+    """``values`` clipped to [-bound, bound], with the gradient passed through unchanged."""
+    @tf.custom_gradient
+    def clip(x):
+        return tf.clip_by_value(x, -bound, bound), lambda upstream: upstream
+    return clip(values)
 
 
 def z_where_posterior(hidden, config):

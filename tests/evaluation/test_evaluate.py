@@ -249,6 +249,26 @@ def test_report_of_handmade_model(handmade, tmp_path, capsys):
     assert re.search(r"\n1 +n/a +%.1f +n/a" % by_outcome["1"]["over"], out), out
 
 
+def test_z_pres_log_odds_flag_adds_the_per_step_log_odds(handmade, tmp_path, capsys):
+    """The hand-made model's log-odds are its bias at every attempted step of every image; the
+    flag adds them to the JSON and the table, and without it the report keeps its keys."""
+    model_dir, data, _, _ = handmade
+    out_json = str(tmp_path / "report.json")
+    code, out, err = run_main(["--model-dir", model_dir, "--data", data, "--json", out_json,
+                               "--samples", "2", "--z-pres-log-odds"], capsys)
+    assert code == 0, err
+    with open(out_json) as f:
+        report = json.load(f)
+    assert list(report) == list(heldout.REPORT_KEYS) + ["z_pres_log_odds"]
+    assert sorted(report["z_pres_log_odds"]) == ["0", "1", "2", "3"]
+    for per_step in report["z_pres_log_odds"].values():
+        assert len(per_step) == 2
+        np.testing.assert_allclose(per_step, np.full([2, 3], Z_PRES_LOG_ODDS), atol=1e-5)
+    assert re.search(r"\n3 +2\.0 \(2\.0 \.\. 2\.0\) +2\.0 \(2\.0 \.\. 2\.0\)", out), out
+    report, _, _ = evaluate.evaluate(model_dir, data, elbo_samples=2)
+    assert "z_pres_log_odds" not in report
+
+
 def test_same_seed_same_numbers_other_seed_other_numbers(handmade, capsys):
     model_dir, data, _, _ = handmade
     reports = []

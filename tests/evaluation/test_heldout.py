@@ -133,6 +133,27 @@ def test_window_heights_by_count_and_outcome():
     assert re.search(r"\n1 +22\.0 +13\.0 +n/a\n", text), text
 
 
+def test_z_pres_log_odds_by_count_matches_a_naive_loop():
+    rng = np.random.RandomState(0)
+    true_counts = rng.randint(0, 3, 40)
+    log_odds = rng.normal(0.0, 20.0, [40, 3]).astype(np.float32)
+    attempted = (rng.uniform(size=[40, 3]) < [1.0, 0.7, 0.4]).astype(np.float32)
+    attempted[true_counts == 2, 2] = 0  # a cell without attempts reads as None
+    by_count = heldout.z_pres_log_odds_by_count(dict(
+        true_counts=true_counts, z_pres_log_odds=log_odds, attempted=attempted))
+    assert sorted(by_count) == ["0", "1", "2"]
+    for k in range(3):
+        for t in range(3):
+            values = [float(log_odds[i, t]) for i in range(40)
+                      if true_counts[i] == k and attempted[i, t] == 1]
+            expected = ([np.median(values), min(values), max(values)] if values else None)
+            if expected is None:
+                assert by_count[str(k)][t] is None
+            else:
+                np.testing.assert_allclose(by_count[str(k)][t], expected, rtol=1e-6)
+    assert by_count["2"][2] is None
+
+
 def test_elbo_by_count_and_outcome_averages_the_images_of_each_cell():
     predictions = {"true_counts": np.array([1, 1, 1, 2, 0, 2]),
                    "digit_count": np.array([1, 2, 2, 1, 0, 2])}

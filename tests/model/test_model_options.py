@@ -260,3 +260,46 @@ def test_original_preset_is_finite_at_the_extremes(training):
                             context = (z_pres, decoder, log_variance, shift, at)
                             assert np.isfinite(loss), context
                             assert all(np.all(np.isfinite(g)) for g in grads), context
+
+
+def test_z_pres_log_odds_bound_clips_the_log_odds_and_passes_their_gradient_through():
+    """Past the bound the log-odds are the bound, their gradient is the identity's, and so the
+    exact KL's gradient of a saturated presence is the closed form at the bound, not ~exp(-a)."""
+    from air.model.air_model import clip_with_identity_gradient
+    raw = np.array([-40.0, -8.0, -3.0, 0.0, 3.0, 8.0, 40.0], np.float32)
+
+    def clipped_and_gradient(a):
+        values = clip_with_identity_gradient(a, 8.0)
+        return [values, tf.gradients(tf.reduce_sum(3.0 * values), a)[0]]
+    values, gradient = _run(lambda: clipped_and_gradient(tf.constant(raw)))
+    np.testing.assert_array_equal(values, np.clip(raw, -8.0, 8.0))
+    np.testing.assert_array_equal(gradient, np.full_like(raw, 3.0))
+
+    prior = -20.72
+    def kl_gradient(bound):
+        a = tf.constant(30.0)
+        log_odds = clip_with_identity_gradient(a, bound) if bound else a
+        return tf.gradients(dist.bernoulli_kl_closed_form_gradient(log_odds, prior), a)[0]
+    at_bound = 1.0 / (1.0 + math.exp(-8.0)) / (1.0 + math.exp(8.0)) * (8.0 - prior)
+    assert float(_run(lambda: kl_gradient(8.0))) == pytest.approx(at_bound, rel=1e-4)
+    assert float(_run(lambda: kl_gradient(None))) < 1e-10
+
+    images = np.random.RandomState(0).rand(3, 50, 50).astype(np.float32)
+    for bound, expected in ((4.0, 4.0), (0.0, None)):
+        config = AIRConfig(z_pres_estimator="nvil", z_pres_log_odds_bound=bound, **SMALL)
+        with tf.Graph().as_default(), tf.Session() as session:
+            model = AIRModel(tf.constant(images), config, training=True, seed=2)
+            biases = [v for v in tf.trainable_variables()
+                      if v.op.name.endswith("z_pres/output/biases")]
+            assert len(biases) == 1, [v.op.name for v in tf.trainable_variables()]
+            gradient = tf.gradients(tf.reduce_sum(model.steps.z_pres_log_odds), biases)[0]
+            session.run(tf.global_variables_initializer())
+            session.run(biases[0].assign([30.0]))
+            log_odds, bias_gradient = session.run([model.steps.z_pres_log_odds, gradient])
+        assert bias_gradient == pytest.approx([log_odds.size])
+        if expected is None:
+            assert log_odds.min() > 20.0
+        else:
+            np.testing.assert_array_equal(log_odds, np.full_like(log_odds, expected))
+    with pytest.raises(ValueError, match="z_pres_log_odds_bound"):
+        AIRConfig(z_pres_log_odds_bound=-1.0)

@@ -209,7 +209,10 @@ def long_definitions(source, name="<source>"):
     found = []
     for node in ast.walk(ast.parse(source, name)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            lines = _last_line(node) - node.lineno + 1
+            # Python 3.7 puts a decorated definition's lineno on its first decorator, 3.8+
+            # on the def line: start after the decorators so both stacks count the same.
+            first = max([node.lineno] + [_last_line(d) + 1 for d in node.decorator_list])
+            lines = _last_line(node) - first + 1
             limit = MAX_CLASS_LINES if isinstance(node, ast.ClassDef) else MAX_FUNCTION_LINES
             if lines > limit:
                 found.append(("%s:%d %s" % (name, node.lineno, node.name), lines))
@@ -230,6 +233,14 @@ def test_the_length_rule_counts_lines():
     assert long_definitions("def short():\n" + body[:-len("    x = 59\n")]) == []
     assert long_definitions("def long():\n" + body) == [
         ("<source>:1 long", MAX_FUNCTION_LINES + 1)]
+
+
+def test_the_length_rule_leaves_decorators_out_on_every_python():
+    body = "".join("    x = %d\n" % i for i in range(MAX_CLASS_LINES - 1))
+    source = "@decorator(\n    1)\n@other\nclass Limit:\n" + body
+    assert long_definitions(source) == []
+    assert [lines for _, lines in long_definitions(source + "    y = 0\n")] == [
+        MAX_CLASS_LINES + 1]
 
 
 def _strings(tree):

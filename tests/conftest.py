@@ -41,10 +41,11 @@ def pytest_runtest_makereport(item, call):
 
 
 # training.py flags of a small model, so that a test's runs spend their time in start-up, not in
-# training.
+# training; without the gradient-noise probe (its own graph and draws at every evaluation), which
+# the tests of the probe ask for by a later --gradient-variance-draws.
 TINY = ["--rnn-units", "16", "--vae-latent", "4", "--vae-recognition-units", "16",
         "--vae-generative-units", "16", "--z-where-hidden-units", "8",
-        "--z-pres-hidden-units", "8", "--batch-size", "8"]
+        "--z-pres-hidden-units", "8", "--batch-size", "8", "--gradient-variance-draws", "0"]
 
 
 # AIRConfig fields of a small graph, its sizes all different, so that structural tests build

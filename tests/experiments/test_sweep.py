@@ -21,7 +21,7 @@ from conftest import REPO
 TINY = ("--rnn-units 16 --vae-latent 4 --vae-recognition-units 16 --vae-generative-units 16 "
         "--z-where-hidden-units 8 --z-pres-hidden-units 8 --batch-size 8 --eval-batch-size 45 "
         "--progress-seconds 0 --scalars-every 0 --variables-every 0 --images-every 0 "
-        "--gradients-every 0")
+        "--gradients-every 0 --gradient-variance-draws 0")
 
 
 def _sweep(args, data_dir, output_dir, timeout=600, **kwargs):

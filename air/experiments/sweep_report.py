@@ -553,8 +553,10 @@ def plot_first_iterations(axis, variants, rows, target, max_iterations, iteratio
         axis.plot([max_iterations] * len(failed), [line] * len(failed), "x", color="C3")
         if firsts:
             axis.plot([np.median(firsts)], [line], "|", color="black", markersize=16)
-        # The names go inside the panel: as tick labels they would widen the figure's margin.
-        axis.text(0.01 * max_iterations, line - 0.25, name, fontsize=8, va="bottom")
+        # The names go inside the panel (as tick labels they would widen the figure's margin),
+        # broken at '+' so that a long one stays within it.
+        axis.text(0.01 * max_iterations, line - 0.25, _wrapped(name, width=56), fontsize=8,
+                  va="bottom")
     axis.set_yticks([])
     axis.set_ylim(len(variants) - 0.4, -0.8)
     axis.set_xlim(0, max_iterations * 1.03)

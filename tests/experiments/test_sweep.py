@@ -383,13 +383,20 @@ def test_first_iteration_panel_plots_converged_dots_unconverged_crosses_and_medi
             {"variant": "a", "state": "finished", "first_iteration_at_target": None},
             {"variant": "a", "state": "partial", "first_iteration_at_target": 12000},
             {"variant": "b", "state": "new", "first_iteration_at_target": None}]
+    long_name = "default+z_pres_estimator=nvil+nvil_variance_normalisation=false+vimco_samples=2"
+    rows.append({"variant": long_name, "state": "finished", "first_iteration_at_target": None})
     figure, axis = plt.subplots()
-    plot_first_iterations(axis, ["a", "b"], rows, 0.98, 45000, NullFormatter())
+    plot_first_iterations(axis, ["a", "b", long_name], rows, 0.98, 45000, NullFormatter())
     plotted = [(list(line.get_xdata()), list(line.get_ydata()), line.get_marker())
                for line in axis.lines]
+    labels = [text.get_text() for text in axis.texts]
     plt.close(figure)
     assert plotted == [([20000, 30000], [0, 0], "o"), ([45000], [0], "x"), ([25000.0], [0], "|"),
-                       ([], [], "o"), ([], [], "x")]
+                       ([], [], "o"), ([], [], "x"), ([], [], "o"), ([45000], [2], "x")]
+    # A long name is broken at '+' into lines that fit the panel.
+    assert labels[:2] == ["a", "b"]
+    assert labels[2].replace("\n", "") == long_name
+    assert labels[2].count("\n") == 1 and all(len(l) <= 56 for l in labels[2].split("\n"))
 
 
 def test_count_panels_show_each_trials_one_and_two_digit_accuracy_beside_its_prior(tmp_path):

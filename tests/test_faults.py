@@ -69,7 +69,7 @@ def empty_index(results):
 
 
 def files_of_the_named_checkpoint_gone(results):
-    for suffix in (DATA, ".index", ".meta"):
+    for suffix in (DATA, ".index"):
         os.remove(model_file(results, 6, suffix))
     return "model.ckpt-6.index", "is missing"
 
@@ -237,7 +237,7 @@ def test_a_full_disk_is_one_error_line_and_loses_nothing_complete(saved_run, sma
                                                                    tmp_path, capsys):
     # Room for the source snapshot, the event file, two whole checkpoints and half a third.
     checkpoint = sum(pages(os.path.getsize(model_file(saved_run, 2, suffix)))
-                     for suffix in (DATA, ".index", ".meta"))
+                     for suffix in (DATA, ".index"))
     size = (folder_pages(os.path.join(saved_run, "source"))
             + folder_pages(os.path.join(saved_run, "summary"))
             + 2 * checkpoint + pages(os.path.getsize(model_file(saved_run, 2, DATA))) // 2

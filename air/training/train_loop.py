@@ -196,8 +196,10 @@ class _Loop:
 
     def save(self):
         """Writes a checkpoint at the current step, flushes summaries and metrics; its path."""
+        # No .meta: every reader rebuilds the graph from config.json, and serialising the
+        # training graph cost more than writing the weights of a small model.
         path = self.saver.save(self.session, os.path.join(self.model_dir, CHECKPOINT_PREFIX),
-                               global_step=self.step)
+                               global_step=self.step, write_meta_graph=False)
         self.writer.flush()
         self.metrics.flush()
         return path

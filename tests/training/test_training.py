@@ -54,6 +54,9 @@ def test_results_folder_layout(small_results_dir):
     model = os.path.join(small_results_dir, "model")
     assert AIRConfig.load(os.path.join(model, CONFIG_FILENAME)) == AIRConfig()
     assert latest_step(small_results_dir) == 30
+    # A checkpoint is its weights only: readers rebuild the graph from config.json.
+    assert sorted(os.path.basename(p) for p in glob.glob(os.path.join(model, "model.ckpt-30*"))) \
+        == ["model.ckpt-30.data-00000-of-00001", "model.ckpt-30.index"]
 
     header, rows = read_metrics(small_results_dir)
     assert tuple(header) == metrics_log.COLUMNS

@@ -329,6 +329,25 @@ def _z_pres_prior_log_odds_at(config, iteration):
     return math.log(math.exp(log_odds) + config.z_pres_prior_odds_epsilon)
 
 
+def scale_prior_mean_at(config, iteration):
+    """The prior mean of the scale latent at an iteration, as a number (for reports): the
+    schedule ``air_model.scale_prior_mean`` builds in the graph (tested equal)."""
+    if config.scale_prior_anneal_steps == 0:
+        return config.scale_prior_mean
+    progress = min(max((iteration - config.scale_prior_anneal_start)
+                       / float(config.scale_prior_anneal_steps), 0.0), 1.0)
+    return config.scale_prior_mean + (config.scale_prior_mean_final
+                                      - config.scale_prior_mean) * progress
+
+
+def prior_window_height(config, iteration):
+    """The height in pixels of the window whose scale latent is the prior's mean at an
+    iteration (through ``scale_transform``): where the window-scale prior pulls the windows."""
+    mean = scale_prior_mean_at(config, iteration)
+    side = 1.0 / (1.0 + math.exp(-mean)) if config.scale_transform == "sigmoid" else math.exp(mean)
+    return side * config.canvas_height
+
+
 def _json_object(text):
     """The dict of a config's JSON text; ValueError when it is not valid JSON of an object."""
     try:

@@ -14,7 +14,6 @@ import json
 import math
 import os
 
-import numpy as np
 
 FILENAME = "final_evaluation.json"
 
@@ -26,13 +25,6 @@ def extrapolation_steps(config, path):
     largest = max((records.decode_example(s)["digits"] for s in records.iterate_records(path)),
                   default=0)
     return max(config.max_steps, int(largest) + 1)
-
-
-def mean_window_height(predictions):
-    """The mean height in pixels of the live windows of ``HeldOutEvaluator.predict`` output
-    (None without any)."""
-    heights = predictions["boxes"][..., 3][predictions["live"] > 0.5]
-    return float(np.mean(heights)) if heights.size else None
 
 
 class FinalEvaluation:
@@ -50,7 +42,7 @@ class FinalEvaluation:
 
     def figures(self, session, iteration):
         """The final figures (a dict) of the model in ``session`` at ``iteration``."""
-        from air.evaluation.heldout import box_metrics, count_metrics
+        from air.evaluation.heldout import box_metrics, count_metrics, mean_window_height
         predictions = self.heldout.predict(session)
         figures = dict(iteration=int(iteration), **box_metrics(predictions))
         figures["mean_window_height"] = mean_window_height(predictions)

@@ -77,10 +77,13 @@ class HeldOutEvaluator:
         return count_metrics(self.predict(session), self.config.max_steps)
 
     def heldout_metrics(self, session, elbo_samples):
-        """training.py's figures: ``count_metrics`` and ``discrete_elbo_final_prior``, the mean
-        sampled ELBO of the discrete model from ``elbo_samples`` samples per image."""
+        """training.py's figures: ``count_metrics``, ``box_metrics``, ``mean_window_height``
+        and ``discrete_elbo_final_prior``, the mean sampled ELBO of the discrete model from
+        ``elbo_samples`` samples per image."""
         predictions = self.predict(session)
         metrics = count_metrics(predictions, self.config.max_steps)
+        metrics.update(box_metrics(predictions))
+        metrics["mean_window_height"] = mean_window_height(predictions)
         log_weights = self.sampler.log_weights(session, predictions["images"], elbo_samples)
         metrics["discrete_elbo_final_prior"] = float(np.mean(likelihood.elbo_per_image(log_weights)))
         return metrics
@@ -198,6 +201,13 @@ def by_count_and_outcome(predictions, cell_value):
     return {str(int(k)): {name: cell_value((true_counts == k) & (outcome == index))
                           for index, name in enumerate(OUTCOMES)}
             for k in np.unique(true_counts)}
+
+
+def mean_window_height(predictions):
+    """The mean height in pixels of the live windows of ``HeldOutEvaluator.predict`` output
+    (None without any)."""
+    heights = predictions["boxes"][..., 3][predictions["live"] > 0.5]
+    return float(np.mean(heights)) if heights.size else None
 
 
 def window_size_metrics(predictions):

@@ -1,7 +1,7 @@
 """The tables and figures of a sweep (sweep.csv, sweep.md, sweep.png, sweep_by_count.png and,
-where trials measured it, sweep_gradient_variance.png), read from each trial's
-metrics.csv (and the figures of its final model, final_evaluation.json, where it has them), so
-they can be rewritten at any time, also while trials still run.
+where trials measured them, sweep_gradient_variance.png and sweep_windows.png), read from each
+trial's metrics.csv (and the figures of its final model, final_evaluation.json, where it has
+them), so they can be rewritten at any time, also while trials still run.
 
 A report folder keeps its study. Every trial it reports leaves a record there,
 ``trials/<variant>/seed-<N>/`` (the trial's metrics.csv, model/config.json and
@@ -23,7 +23,7 @@ import numpy as np
 from air.evaluation import final
 from air.training import metrics_log
 from air.training.checkpoints import load_config
-from air.config import CONFIG_FILENAME
+from air.config import CONFIG_FILENAME, prior_window_height
 from air.training.metrics_log import first_iteration_at
 from air.experiments.sweep import (Trial, read_metrics, state_of_evaluations, trial_state,
                        variant_config, variant_from_name)
@@ -144,6 +144,7 @@ def variant_summary(rows, target):
 RECORDS_FOLDER = "trials"
 COUNT_FIGURE = "sweep_by_count.png"
 GRADIENT_FIGURE = "sweep_gradient_variance.png"
+WINDOW_FIGURE = "sweep_windows.png"
 _INTEGER_COLUMNS = {"seed", "iterations", "first_iteration_at_target",
                     "first_iteration_at_target_0", "first_iteration_at_target_1",
                     "first_iteration_at_target_2"}
@@ -269,6 +270,10 @@ def write_report(trials, options, report_dir, target):
     if panels:  # Studies from before the probe have no curves to draw.
         plot_gradient_variance(panels, os.path.join(report_dir, GRADIENT_FIGURE),
                                options.max_iterations)
+    panels = window_panels(runs, rows, options.max_iterations)
+    if panels:  # Nor studies from before metrics.csv had the boxes.
+        plot_window_curves(panels, os.path.join(report_dir, WINDOW_FIGURE),
+                           options.max_iterations)
     return rows
 
 
@@ -534,6 +539,66 @@ def plot_gradient_variance(panels, path, max_iterations):
             axis.set_xlabel("iteration")
         if index % 2 == 0:
             axis.set_ylabel("z_pres gradient variance")
+    for index in range(len(panels), grid_rows * 2):
+        axes[index // 2][index % 2].axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def window_panels(runs, rows, max_iterations):
+    """What sweep_windows.png shows of the TrialMetrics ``runs``, per variant (in the order of
+    the sweep.csv ``rows``) whose trials measured their held-out boxes: a panel for the mean
+    IoU of the boxes matched to the true digits and one for the mean height of the windows,
+    as dicts with a title, a y label, y limits, one line (label, iterations, values) per seed
+    and, in the height panel, the window of the scale prior's mean (of the variant's schedule,
+    its first trial's saved config) as (iterations, pixels)."""
+    by_variant = collections.OrderedDict((r["variant"], []) for r in rows)
+    for run in (r for r in runs if r.metrics):
+        if any(math.isfinite(r.get("heldout_mean_iou", math.nan)) for r in run.metrics):
+            by_variant.setdefault(run.trial.variant.name, []).append(run)
+    iterations = [int(i) for i in np.linspace(0, max_iterations, 181)]
+    panels = []
+    for name, variant_runs in ((n, r) for n, r in by_variant.items() if r):
+        schedule = trained_config(variant_runs[0].trial)
+        for column, label, limits, prior in (
+                ("heldout_mean_iou", "mean IoU of matched boxes", (0, 1), None),
+                ("heldout_window_height", "window height, px (prior's: dotted)",
+                 (0, schedule.canvas_height),
+                 (iterations, [prior_window_height(schedule, i) for i in iterations]))):
+            panels.append({"title": name, "label": label, "limits": limits, "prior": prior,
+                           "lines": [("seed %d" % run.trial.seed,
+                                      [r["iteration"] for r in run.metrics],
+                                      [r.get(column, math.nan) for r in run.metrics])
+                                     for run in variant_runs]})
+    return panels
+
+
+def plot_window_curves(panels, path, max_iterations):
+    """Draws ``window_panels``, two panels a row (a variant's IoU beside its window height):
+    whether a schedule of the window-scale prior tightens the boxes, and when."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+    grid_rows = int(math.ceil(len(panels) / 2.0))
+    figure, axes = plt.subplots(grid_rows, 2, figsize=(10, 3.2 * grid_rows), squeeze=False)
+    iteration_ticks = FuncFormatter(lambda value, _: _iterations(int(value)))
+    for index, panel in enumerate(panels):
+        axis = axes[index // 2][index % 2]
+        for label, iterations, values in panel["lines"]:
+            axis.plot(iterations, values, label=label, linewidth=1)
+        if panel["prior"]:
+            axis.plot(*panel["prior"], color="black", linestyle=":", linewidth=1)
+        axis.set_title(_wrapped(panel["title"]), fontsize=9)
+        axis.set_xlim(0, max_iterations)
+        axis.set_ylim(*panel["limits"])
+        axis.xaxis.set_major_formatter(iteration_ticks)
+        axis.set_ylabel(panel["label"], fontsize=8)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8, ncol=2, loc="lower right")
+        if index // 2 == grid_rows - 1:
+            axis.set_xlabel("iteration")
     for index in range(len(panels), grid_rows * 2):
         axes[index // 2][index % 2].axis("off")
     figure.tight_layout()

@@ -12,14 +12,17 @@ import os
 from air.cli import UserError
 
 FILENAME = "metrics.csv"
+GRADIENT_VARIANCE_COLUMNS = ("z_pres_gradient_variance_concrete",
+                             "z_pres_gradient_variance_nvil", "z_pres_gradient_variance_vimco")
+# The held-out boxes (HeldOutEvaluator.heldout_metrics): column -> key of its figure.
+BOX_COLUMNS = (("heldout_mean_iou", "mean_iou"), ("heldout_box_recall_iou50", "box_recall_iou50"),
+               ("heldout_window_height", "mean_window_height"))
+# Later columns go at the end: a resumed run of an older file gets them empty in its old rows.
 COLUMNS = ("iteration", "wall_time", "epoch", "loss", "reconstruction", "kl_z_pres",
            "kl_z_where", "kl_z_what", "train_accuracy", "skipped_updates",
            "heldout_accuracy", "heldout_accuracy_0", "heldout_accuracy_1",
            "heldout_accuracy_2", "heldout_discrete_elbo_final_prior", "heldout_overcount",
-           "heldout_undercount", "z_pres_gradient_variance_concrete",
-           "z_pres_gradient_variance_nvil", "z_pres_gradient_variance_vimco")
-# Later columns go at the end: a resumed run of an older file gets them empty in its old rows.
-GRADIENT_VARIANCE_COLUMNS = COLUMNS[-3:]
+           "heldout_undercount") + GRADIENT_VARIANCE_COLUMNS + tuple(c for c, _ in BOX_COLUMNS)
 # The training fetches averaged over the iterations between two rows, in column order.
 TRAINING_MEANS = ("loss", "reconstruction", "kl_z_pres", "kl_z_where", "kl_z_what",
                   "train_accuracy")
@@ -196,6 +199,9 @@ class MetricsWriter:
                "%.4f" % heldout["undercount"]]
             # Estimators the run did not measure (air/training/gradient_noise.py) stay empty.
             + ["%.6g" % heldout[c] if c in heldout else "" for c in GRADIENT_VARIANCE_COLUMNS]
+            # None (no windows, or no digits) is an empty cell.
+            + ["" if heldout.get(key) is None else "%.4f" % heldout[key]
+               for _, key in BOX_COLUMNS]
             + self._old_only]))
 
     def _append(self, text):

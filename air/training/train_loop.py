@@ -311,6 +311,10 @@ def _write_heldout_summary(tf, writer, heldout, step):
                                simple_value=heldout["discrete_elbo_final_prior"])]
     for k, accuracy in sorted(heldout["count_accuracy_by_digits"].items()):
         values.append(tf.Summary.Value(tag="heldout/accuracy/%s_digits" % k, simple_value=accuracy))
+    for column, key in metrics_log.BOX_COLUMNS:
+        if heldout.get(key) is not None:
+            values.append(tf.Summary.Value(tag="heldout/boxes/" + column[len("heldout_"):],
+                                           simple_value=heldout[key]))
     for name in metrics_log.GRADIENT_VARIANCE_COLUMNS:
         if name in heldout:
             values.append(tf.Summary.Value(tag="z_pres_gradient_variance/" + name.split("_")[-1],

@@ -610,6 +610,21 @@ def test_a_trials_final_model_is_measured_and_reported_and_old_records_still_rep
     predictions = {"true_counts": heldout.digits, "true_positions": heldout.positions,
                    "true_boxes": heldout.boxes, "boxes": boxes, "live": live}
     assert figures["mean_iou"] == pytest.approx(box_metrics(predictions)["mean_iou"], rel=1e-5)
+    # Every evaluation measured the boxes too; the last one is of the final model.
+    _, rows = metrics_log.read_values(os.path.join(trial, "metrics.csv"))
+    assert [r["iteration"] for r in rows] == [6, 12]
+    assert rows[-1]["heldout_mean_iou"] == pytest.approx(figures["mean_iou"], abs=1e-4)
+    assert rows[-1]["heldout_box_recall_iou50"] == pytest.approx(figures["box_recall_iou50"],
+                                                                 abs=1e-4)
+    assert rows[-1]["heldout_window_height"] == pytest.approx(figures["mean_window_height"],
+                                                              abs=1e-4)
+    from air.experiments.sweep_report import TrialMetrics, window_panels
+    run = TrialMetrics(sweep.Trial(sweep.variant_from_name("default"), 1, trial), rows)
+    iou, height = window_panels([run], [{"variant": "default"}], 12)
+    assert iou["lines"] == [("seed 1", [6, 12], [r["heldout_mean_iou"] for r in rows])]
+    assert height["lines"] == [("seed 1", [6, 12], [r["heldout_window_height"] for r in rows])]
+    assert iou["prior"] is None and height["prior"][1][0] == pytest.approx(20.07, abs=0.01)
+    assert os.path.isfile(os.path.join(report, "sweep_windows.png"))
     # The columns of the report, and the record keeps the figures.
     with open(os.path.join(report, "sweep.csv"), newline="") as f:
         row = list(csv.DictReader(f))[0]

@@ -14,7 +14,7 @@ import tensorflow.compat.v1 as tf
 
 from air.model import transformer
 from air.model.air_model import AIRModel, z_pres_prior_log_odds
-from air.config import AIRConfig
+from air.config import AIRConfig, prior_window_height, scale_prior_mean_at
 from conftest import tiny_config
 
 CANVAS_EPSILON = AIRConfig().likelihood_epsilon
@@ -138,6 +138,9 @@ def test_the_scale_priors_mean_follows_its_schedule_and_the_z_where_kl_uses_it()
                     [model.scale_prior_mean, model.steps, sampled.log_weight], {step: value})
                 assert mean == pytest.approx(scale_prior_mean_np(SCALE_SCHEDULE, value),
                                              abs=1e-6)
+                # The reports' number (air/config.py) is the graph's too.
+                assert scale_prior_mean_at(SCALE_SCHEDULE, value) == pytest.approx(mean,
+                                                                                   abs=1e-6)
                 prior_mean = np.array([mean, 0.0, 0.0])
                 prior_variance = np.array([TINY.scale_prior_variance, 1.0, 1.0])
                 expected = steps.live * gaussian_kl_np(
@@ -147,6 +150,18 @@ def test_the_scale_priors_mean_follows_its_schedule_and_the_z_where_kl_uses_it()
     # Half-way the mean is half-way; before the start and after the end it stays put.
     assert [scale_prior_mean_np(SCALE_SCHEDULE, s) for s in (19999, 25000, 30000)] == \
         pytest.approx([-0.4, -0.7, -1.0])
+
+
+def test_the_priors_window_is_the_transform_of_its_mean_times_the_canvas():
+    # -0.4 through the sigmoid is the default's "20-pixel window" on the 50-pixel canvas.
+    default = AIRConfig()
+    assert prior_window_height(default, 0) == pytest.approx(50 / (1 + np.exp(0.4)))
+    assert prior_window_height(default, 0) == pytest.approx(20.07, abs=0.01)
+    scheduled = AIRConfig().replace(scale_prior_anneal_start=100, scale_prior_anneal_steps=100)
+    assert prior_window_height(scheduled, 100) == pytest.approx(prior_window_height(default, 0))
+    assert prior_window_height(scheduled, 10 ** 6) == pytest.approx(50 / (1 + np.exp(1.0)))
+    exponential = AIRConfig().replace(scale_transform="exp", scale_prior_mean=-1.5)
+    assert prior_window_height(exponential, 0) == pytest.approx(50 * np.exp(-1.5))
 
 
 def test_a_constant_scale_prior_is_a_number_and_no_step_is_the_schedules_end():

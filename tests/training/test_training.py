@@ -255,10 +255,23 @@ def test_metric_columns_keep_those_of_an_older_version():
         metrics_log.COLUMNS)
 
 
+def test_a_metrics_row_has_the_heldout_boxes_and_an_empty_cell_for_a_missing_figure(tmp_path):
+    path = str(tmp_path / metrics_log.FILENAME)
+    writer = metrics_log.MetricsWriter(path, 0)
+    heldout = {"count_accuracy_by_digits": {"0": 1.0, "1": 0.5}, "count_accuracy": 0.75,
+               "discrete_elbo_final_prior": -150.0, "overcount": 0.1, "undercount": 0.2,
+               "mean_iou": 0.612345, "box_recall_iou50": None, "mean_window_height": 21.25}
+    writer.write(10, 1.0, 0.1, [1.0] * 6, 0, heldout)
+    writer.close()
+    _, rows = metrics_log.read_values(path)
+    assert rows[0]["heldout_mean_iou"] == 0.6123 and rows[0]["heldout_window_height"] == 21.25
+    assert math.isnan(rows[0]["heldout_box_recall_iou50"])
+    assert math.isnan(rows[0]["heldout_accuracy_2"])
+
+
 def test_a_metrics_file_from_before_the_vimco_column_resumes_with_it_empty(tmp_path):
     path = str(tmp_path / metrics_log.FILENAME)
-    old_columns = metrics_log.COLUMNS[:-1]
-    assert old_columns[-1] == "z_pres_gradient_variance_nvil"
+    old_columns = metrics_log.COLUMNS[:metrics_log.COLUMNS.index("z_pres_gradient_variance_vimco")]
     with open(path, "w") as f:
         f.write(",".join(old_columns) + "\n" + ",".join(["10"] + ["0.5"] * (len(old_columns) - 1))
                 + "\n")
@@ -275,6 +288,10 @@ def test_a_metrics_file_from_before_the_vimco_column_resumes_with_it_empty(tmp_p
     assert rows[0]["z_pres_gradient_variance_nvil"] == 0.5
     assert rows[1]["z_pres_gradient_variance_vimco"] == pytest.approx(2.5e-7)
     assert math.isnan(rows[1]["z_pres_gradient_variance_nvil"])
+    # The box columns came later still: empty in the old row, and where the figures are
+    # missing (None: no windows, or no digits) in the new one.
+    for column, _ in metrics_log.BOX_COLUMNS:
+        assert math.isnan(rows[0][column]) and math.isnan(rows[1][column])
 def folder_contents(root):
     """{relative path: bytes or None for folders} of everything under ``root``."""
     found = {}

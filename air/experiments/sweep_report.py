@@ -378,10 +378,16 @@ def _accuracy_axis(axis, title, target, max_iterations, iteration_ticks):
     """The frame both figures give an accuracy panel: the target as a dashed line (drawn after
     the trials' lines), accuracy 0-1 against iterations 0-max_iterations, a light grid."""
     axis.axhline(target, color="grey", linestyle="--", linewidth=0.8)
+    _iterations_axis(axis, title, max_iterations, iteration_ticks)
+    axis.set_ylim(0, 1.02)
+
+
+def _iterations_axis(axis, title, max_iterations, iteration_ticks):
+    """Every panel's frame: its title (broken at '+'), iterations 0-max_iterations, a light
+    grid."""
     axis.set_title(_wrapped(title), fontsize=9)
     axis.set_xlim(0, max_iterations)
     axis.xaxis.set_major_formatter(iteration_ticks)
-    axis.set_ylim(0, 1.02)
     axis.grid(alpha=0.3)
 
 
@@ -456,21 +462,10 @@ def plot_count_curves(panels, path, target, max_iterations):
     """Draws ``count_panels``: two panels a row, held-out accuracy on the left axis and the
     prior's log-odds (dotted) on the right one, so that when each trial left the n+1 mode reads
     against where the annealing was."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-    panels = panels or [{"title": "no trial has evaluations yet", "prior": None, "lines": []}]
-    grid_rows = int(math.ceil(len(panels) / 2.0))
-    figure, axes = plt.subplots(grid_rows, 2, figsize=(10, 3.2 * grid_rows), squeeze=False)
-    iteration_ticks = FuncFormatter(lambda value, _: _iterations(int(value)))
-    for index, panel in enumerate(panels):
-        axis = axes[index // 2][index % 2]
+    def draw(axis, panel, index, iteration_ticks):
         for label, iterations, accuracies in panel["lines"]:
             axis.plot(iterations, accuracies, label=label, linewidth=1)
         _accuracy_axis(axis, panel["title"], target, max_iterations, iteration_ticks)
-        if index // 2 == grid_rows - 1:
-            axis.set_xlabel("iteration")
         if index % 2 == 0:
             axis.set_ylabel("held-out accuracy")
         if panel["lines"]:
@@ -482,6 +477,27 @@ def plot_count_curves(panels, path, target, max_iterations):
             prior.set_ylim(-22, 10)
             if index % 2 == 1:
                 prior.set_ylabel("z_pres prior log-odds (dotted)", fontsize=8)
+    _two_column_figure(
+        panels or [{"title": "no trial has evaluations yet", "prior": None, "lines": []}],
+        path, draw)
+
+
+def _two_column_figure(panels, path, draw):
+    """Draws ``panels`` into the PNG ``path``, two a row, each by ``draw(axis, panel, index,
+    iteration_ticks)``; the bottom row's x axes say "iteration", cells without a panel stay
+    blank."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+    grid_rows = int(math.ceil(len(panels) / 2.0))
+    figure, axes = plt.subplots(grid_rows, 2, figsize=(10, 3.2 * grid_rows), squeeze=False)
+    iteration_ticks = FuncFormatter(lambda value, _: _iterations(int(value)))
+    for index, panel in enumerate(panels):
+        axis = axes[index // 2][index % 2]
+        draw(axis, panel, index, iteration_ticks)
+        if index // 2 == grid_rows - 1:
+            axis.set_xlabel("iteration")
     for index in range(len(panels), grid_rows * 2):
         axes[index // 2][index % 2].axis("off")
     figure.tight_layout()
@@ -515,35 +531,18 @@ def plot_gradient_variance(panels, path, max_iterations):
     a solid line for the estimator the trial trains with and a dashed one for an estimator
     probed on the same weights, so that the estimators' noise compares within a panel and the
     variants' across them."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-    grid_rows = int(math.ceil(len(panels) / 2.0))
-    figure, axes = plt.subplots(grid_rows, 2, figsize=(10, 3.2 * grid_rows), squeeze=False)
-    iteration_ticks = FuncFormatter(lambda value, _: _iterations(int(value)))
-    for index, panel in enumerate(panels):
-        axis = axes[index // 2][index % 2]
+    def draw(axis, panel, index, iteration_ticks):
         seeds = sorted({line[0] for line in panel["lines"]})
         for seed, estimator, trained, iterations, variances in panel["lines"]:
             axis.plot(iterations, variances, "-" if trained else "--", linewidth=1,
                       color="C%d" % (seeds.index(seed) % 10),
                       label="seed %d, %s%s" % (seed, estimator, "" if trained else " (probe)"))
         axis.set_yscale("log")
-        axis.set_title(_wrapped(panel["title"]), fontsize=9)
-        axis.set_xlim(0, max_iterations)
-        axis.xaxis.set_major_formatter(iteration_ticks)
-        axis.grid(alpha=0.3)
+        _iterations_axis(axis, panel["title"], max_iterations, iteration_ticks)
         axis.legend(fontsize=7, ncol=2, loc="lower left")
-        if index // 2 == grid_rows - 1:
-            axis.set_xlabel("iteration")
         if index % 2 == 0:
             axis.set_ylabel("z_pres gradient variance")
-    for index in range(len(panels), grid_rows * 2):
-        axes[index // 2][index % 2].axis("off")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _two_column_figure(panels, path, draw)
 
 
 def window_panels(runs, rows, max_iterations):
@@ -577,33 +576,16 @@ def window_panels(runs, rows, max_iterations):
 def plot_window_curves(panels, path, max_iterations):
     """Draws ``window_panels``, two panels a row (a variant's IoU beside its window height):
     whether a schedule of the window-scale prior tightens the boxes, and when."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-    grid_rows = int(math.ceil(len(panels) / 2.0))
-    figure, axes = plt.subplots(grid_rows, 2, figsize=(10, 3.2 * grid_rows), squeeze=False)
-    iteration_ticks = FuncFormatter(lambda value, _: _iterations(int(value)))
-    for index, panel in enumerate(panels):
-        axis = axes[index // 2][index % 2]
+    def draw(axis, panel, index, iteration_ticks):
         for label, iterations, values in panel["lines"]:
             axis.plot(iterations, values, label=label, linewidth=1)
         if panel["prior"]:
             axis.plot(*panel["prior"], color="black", linestyle=":", linewidth=1)
-        axis.set_title(_wrapped(panel["title"]), fontsize=9)
-        axis.set_xlim(0, max_iterations)
+        _iterations_axis(axis, panel["title"], max_iterations, iteration_ticks)
         axis.set_ylim(*panel["limits"])
-        axis.xaxis.set_major_formatter(iteration_ticks)
         axis.set_ylabel(panel["label"], fontsize=8)
-        axis.grid(alpha=0.3)
         axis.legend(fontsize=8, ncol=2, loc="lower right")
-        if index // 2 == grid_rows - 1:
-            axis.set_xlabel("iteration")
-    for index in range(len(panels), grid_rows * 2):
-        axes[index // 2][index % 2].axis("off")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    _two_column_figure(panels, path, draw)
 
 
 def plot_first_iterations(axis, variants, rows, target, max_iterations, iteration_ticks):

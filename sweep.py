@@ -101,8 +101,11 @@ def run(args):
     trials = sweep.make_trials(variants, sweep.parse_seeds(args.seeds), args.output_dir)
     option_changes, config_changes = sweep.parse_training_args(args.training_args)
     # Not from_args: --progress-seconds is the sweep's status line here, not the trials'.
-    options = training_options.TrainingOptions(
-        **{name: getattr(args, name) for name in TRIAL_DEFAULTS}).replace(**option_changes)
+    try:
+        options = training_options.TrainingOptions(
+            **{name: getattr(args, name) for name in TRIAL_DEFAULTS}).replace(**option_changes)
+    except ValueError as error:  # options that do not go together (--min-iterations, say)
+        raise sweep.SweepError("--training-args: %s" % error)
     validate(args)
     os.makedirs(args.output_dir, exist_ok=True)
     report_dir = args.report_dir or args.output_dir

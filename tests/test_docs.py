@@ -240,6 +240,11 @@ def test_every_study_report_regenerates_from_its_records(tmp_path):
                            .read().splitlines()[1:]})
         command = [sys.executable, os.path.join(REPO, "sweep.py"), "--report-only", "--seeds",
                    "1-10", "--output-dir", str(tmp_path / "no-runs"), "--report-dir", copy]
+        # A study run past convergence says so at the top of its report (--min-iterations).
+        with open(os.path.join(folder, "sweep.md")) as f:
+            not_before = re.search(r"in a row, not before (\d+) iterations", f.read())
+        if not_before:
+            command += ["--training-args", "--min-iterations " + not_before.group(1)]
         for variant in variants:
             preset, *changes = re.split(r"\+(?=[a-z_0-9]+=)", variant)
             command += ["--variant", preset + (":" + ",".join(changes) if changes else "")]

@@ -225,7 +225,9 @@ def state_of_evaluations(rows, options):
     """'finished', 'converged' or 'partial', read from a trial's metrics.csv rows alone."""
     if rows and rows[-1]["iteration"] >= options.max_iterations:
         return "finished"
-    if metrics_log.accuracy_streak(rows, options.stop_at_accuracy) >= options.patience:
+    if rows and metrics_log.stop_rule_met(
+            metrics_log.accuracy_streak(rows, options.stop_at_accuracy), rows[-1]["iteration"],
+            options):
         return "converged"
     return "partial"
 

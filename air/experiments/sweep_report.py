@@ -302,12 +302,14 @@ def markdown_report(rows, options, target, at, carried=()):
     note names the ``carried`` rows."""
     lines = ["# Sweep", "",
              "Each trial ends when its held-out count accuracy has been >= %g%% at %d evaluations "
-             "in a row (converged) or at %d iterations (finished without converging). "
+             "in a row%s (converged) or at %d iterations (finished without converging). "
              "\"-\": not evaluated (a trial that ended earlier or has not got there yet). Mean "
              "IoU (of the boxes matched to the true digits), window height and 3-digit accuracy "
              "(trained on 0-2 digits) are the final model's, on the held-out set and on 3-digit "
              "images; \"-\" for trials that did not measure them."
-             % (100 * target, options.patience, options.max_iterations), "",
+             % (100 * target, options.patience,
+                ", not before %d iterations" % options.min_iterations
+                if options.min_iterations else "", options.max_iterations), "",
              "| variant | converged of ended | not ended yet | median first it. >= %g%% | "
              "max | failure modes | median mean IoU | median 3-digit accuracy, %% |"
              % (100 * target), "|---|---|---|---|---|---|---|---|"]

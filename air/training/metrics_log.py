@@ -132,6 +132,14 @@ def runs_table(runs, level=0.98):
     return "\n".join(lines) + "\n"
 
 
+def stop_rule_met(streak, iteration, options):
+    """The stop rule of a run with TrainingOptions ``options`` that is at ``iteration`` with
+    ``streak`` evaluations in a row at or above --stop-at-accuracy: at least --patience of
+    them, and not before --min-iterations."""
+    return (options.stop_at_accuracy is not None and streak >= options.patience
+            and iteration >= options.min_iterations)
+
+
 def accuracy_streak(rows, threshold):
     """How many of the last rows in a row have held-out accuracy >= threshold (0 without one)."""
     streak = 0

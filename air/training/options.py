@@ -71,6 +71,10 @@ class TrainingOptions:
         cli.number(0.0, 1.0, exclusive_minimum=True), "A")
     patience: int = _option(3, "evaluations in a row at --stop-at-accuracy before stopping",
                             _POSITIVE)
+    min_iterations: int = _option(
+        0, "--stop-at-accuracy ends no run before this iteration: training goes on past "
+        "convergence (through a late schedule of the window-scale prior, say)",
+        cli.integer(minimum=0), "N")
     gradient_variance_draws: int = _option(
         20, "draws of the z_pres network's gradient on one fixed training batch at every "
         "held-out evaluation, for its variance per estimator (metrics.csv "
@@ -101,6 +105,9 @@ class TrainingOptions:
             elif not isinstance(value, type(f.default)):
                 raise ValueError("training option %r must be %s, got %r" % (
                     f.name, "true or false" if f.type is bool else "text", value))
+        if self.max_iterations is not None and self.min_iterations > self.max_iterations:
+            raise ValueError("--min-iterations (%d) is above --max-iterations (%d)"
+                             % (self.min_iterations, self.max_iterations))
         if self.extrapolation_data and not self.final_evaluation:
             raise ValueError("--extrapolation-data needs --final-evaluation")
         if self.device:

@@ -212,7 +212,7 @@ class _Loop:
         while self.step < self.max_iterations:
             if stop.signal_name:
                 return "signal"
-            if args.stop_at_accuracy is not None and self.good_streak >= args.patience:
+            if metrics_log.stop_rule_met(self.good_streak, self.step, args):
                 return "converged"
             result = self._iterate(fetches, summary_ops)
             if self.failure:

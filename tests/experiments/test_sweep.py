@@ -450,6 +450,21 @@ def _options():
                            patience=3, eval_every=1000, save_every=5000, threads=1)
 
 
+def test_a_trial_run_past_convergence_is_converged_only_from_min_iterations(tmp_path):
+    from air.experiments.sweep_report import markdown_report, trial_row
+    trial = _fake_trial(tmp_path, "default", 1, [0.5, 0.99, 0.99, 0.99])  # 1,000 to 4,000
+    rows = sweep.read_metrics(trial.directory)
+    assert sweep.trial_state(trial, _options()) == "converged"
+    later = _options().replace(min_iterations=6000)
+    assert sweep.trial_state(trial, later) == "partial"
+    assert sweep.trial_state(trial, _options().replace(min_iterations=4000)) == "converged"
+    # The report says so where it gives the stop rule, and only then.
+    row = trial_row(trial, rows, later, 0.98, [5000])
+    assert "in a row, not before 6000 iterations (converged)" in markdown_report(
+        [row], later, 0.98, [5000])
+    assert "not before" not in markdown_report([row], _options(), 0.98, [5000])
+
+
 def test_a_report_folder_keeps_its_trials_when_their_folders_are_gone(tmp_path):
     import shutil
     from air.experiments.sweep_report import ended_in_report, write_report

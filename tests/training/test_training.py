@@ -406,6 +406,12 @@ def test_stop_at_accuracy_counts_the_evaluations_before_a_resume(small_data_dir,
                                    "--stop-at-accuracy", "0.98", "--patience", "2"]) == 0
     assert "converged" in capsys.readouterr().out
     assert len(read_metrics(results)[1]) == len(iterations)
+    # ... unless --min-iterations is still ahead: then it trains on to there at least.
+    end = iterations[-1] + 2
+    assert training.main(common + ["--resume", "--max-iterations", str(end), "--min-iterations",
+                                   str(end), "--stop-at-accuracy", "0.98", "--patience",
+                                   "2"]) == 0
+    assert int(read_metrics(results)[1][-1][0]) == end
 
 
 def test_original_preset_trains_and_a_resume_keeps_its_preset(small_data_dir, tmp_path, capsys):

@@ -50,6 +50,19 @@ def test_other_defaults_and_a_subset_of_flags():
         _parse(["--eval-every", "3"], names=("threads",))
 
 
+def test_the_stop_rule_waits_for_its_streak_and_for_min_iterations():
+    from air.training.metrics_log import stop_rule_met
+    options = TrainingOptions(stop_at_accuracy=0.98, patience=3)
+    assert [stop_rule_met(streak, 1000, options) for streak in range(5)] == \
+        [False, False, False, True, True]
+    later = options.replace(min_iterations=5000)
+    assert [stop_rule_met(3, i, later) for i in (1000, 4999, 5000, 9000)] == \
+        [False, False, True, True]
+    assert not stop_rule_met(10, 10 ** 6, TrainingOptions())  # no --stop-at-accuracy
+    # An options file from before the option reads as 0: the rule as it was.
+    assert TrainingOptions.from_dict({"stop_at_accuracy": 0.9}).min_iterations == 0
+
+
 def test_json_round_trip_and_saved_options(tmp_path):
     options = TrainingOptions(data_dir="d", results_dir="r", epochs=2, seed=5, threads=3,
                               stop_at_accuracy=0.95)
@@ -74,6 +87,8 @@ def test_json_round_trip_and_saved_options(tmp_path):
     ({"data_dir": 3}, "data_dir"), ({"eval_evry": 10}, "eval_evry"),
     ({"final_evaluation": 1}, "final_evaluation"),
     ({"extrapolation_data": "three.tfrecords"}, "--extrapolation-data needs --final-evaluation"),
+    ({"min_iterations": -1}, "min_iterations"),
+    ({"min_iterations": 20, "max_iterations": 10}, r"--min-iterations \(20\) is above"),
 ])
 def test_bad_values_are_value_errors_naming_the_option(values, message):
     with pytest.raises(ValueError, match=message):

@@ -16,6 +16,8 @@ import os
 
 
 FILENAME = "final_evaluation.json"
+# The held-out figures of the final model, as HeldOutEvaluator.heldout_metrics names them.
+BOX_KEYS = ("mean_iou", "box_recall_iou50", "mean_window_height")
 
 
 def extrapolation_steps(config, path):
@@ -40,12 +42,17 @@ class FinalEvaluation:
             counting = config.replace(max_steps=extrapolation_steps(config, extrapolation_path))
             self.extrapolation = HeldOutEvaluator(counting, extrapolation_path, batch_size)
 
-    def figures(self, session, iteration):
-        """The final figures (a dict) of the model in ``session`` at ``iteration``."""
+    def figures(self, session, iteration, heldout=None):
+        """The final figures (a dict) of the model in ``session`` at ``iteration``. ``heldout``,
+        the run's last held-out evaluation (``HeldOutEvaluator.heldout_metrics``), gives the box
+        figures when it is of the same iteration; the held-out set is predicted again if not."""
         from air.evaluation.heldout import box_metrics, count_metrics, mean_window_height
-        predictions = self.heldout.predict(session)
-        figures = dict(iteration=int(iteration), **box_metrics(predictions))
-        figures["mean_window_height"] = mean_window_height(predictions)
+        if not heldout or heldout.get("iteration") != iteration:
+            predictions = self.heldout.predict(session)
+            heldout = dict(box_metrics(predictions),
+                           mean_window_height=mean_window_height(predictions))
+        figures = {key: heldout[key] for key in BOX_KEYS}
+        figures["iteration"] = int(iteration)
         if self.extrapolation is not None:
             steps = self.extrapolation.config.max_steps
             counts = count_metrics(self.extrapolation.predict(session), steps)
@@ -54,11 +61,12 @@ class FinalEvaluation:
                            extrapolation_accuracy_by_digits=counts["count_accuracy_by_digits"])
         return figures
 
-    def write(self, session, iteration, results_dir):
+    def write(self, session, iteration, results_dir, heldout=None):
         """Writes the figures to results_dir/final_evaluation.json (whole or not at all)."""
         path = os.path.join(results_dir, FILENAME)
+        figures = self.figures(session, iteration, heldout)
         with open(path + ".partial", "w") as f:
-            f.write(json.dumps(self.figures(session, iteration), indent=2, sort_keys=True) + "\n")
+            f.write(json.dumps(figures, indent=2, sort_keys=True) + "\n")
         os.replace(path + ".partial", path)
 
 

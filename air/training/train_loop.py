@@ -129,7 +129,7 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
             ending = loop.run(fetches, summary_ops, evaluator, stop)
             path = loop.save()
             if final is not None and ending in ("converged", "finished"):
-                final.write(session, loop.step, args.results_dir)
+                final.write(session, loop.step, args.results_dir, loop.heldout)
         except BaseException as error:
             # A run stopped by an error saves what it has, unless the error is a failed write:
             # another save would only fail again, and leave more partial files.

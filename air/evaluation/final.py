@@ -16,7 +16,7 @@ import os
 
 
 FILENAME = "final_evaluation.json"
-# The held-out figures of the final model, as HeldOutEvaluator.heldout_metrics names them.
+# The held-out figures of the final model (heldout.box_figures, part of heldout_metrics).
 BOX_KEYS = ("mean_iou", "box_recall_iou50", "mean_window_height")
 
 
@@ -46,11 +46,9 @@ class FinalEvaluation:
         """The final figures (a dict) of the model in ``session`` at ``iteration``. ``heldout``,
         the run's last held-out evaluation (``HeldOutEvaluator.heldout_metrics``), gives the box
         figures when it is of the same iteration; the held-out set is predicted again if not."""
-        from air.evaluation.heldout import box_metrics, count_metrics, mean_window_height
+        from air.evaluation.heldout import box_figures, count_metrics
         if not heldout or heldout.get("iteration") != iteration:
-            predictions = self.heldout.predict(session)
-            heldout = dict(box_metrics(predictions),
-                           mean_window_height=mean_window_height(predictions))
+            heldout = box_figures(self.heldout.predict(session))
         figures = {key: heldout[key] for key in BOX_KEYS}
         figures["iteration"] = int(iteration)
         if self.extrapolation is not None:

@@ -82,8 +82,7 @@ class HeldOutEvaluator:
         ``elbo_samples`` samples per image."""
         predictions = self.predict(session)
         metrics = count_metrics(predictions, self.config.max_steps)
-        metrics.update(box_metrics(predictions))
-        metrics["mean_window_height"] = mean_window_height(predictions)
+        metrics.update(box_figures(predictions))
         log_weights = self.sampler.log_weights(session, predictions["images"], elbo_samples)
         metrics["discrete_elbo_final_prior"] = float(np.mean(likelihood.elbo_per_image(log_weights)))
         return metrics
@@ -208,6 +207,12 @@ def mean_window_height(predictions):
     (None without any)."""
     heights = predictions["boxes"][..., 3][predictions["live"] > 0.5]
     return float(np.mean(heights)) if heights.size else None
+
+
+def box_figures(predictions):
+    """``box_metrics`` and ``mean_window_height`` of ``HeldOutEvaluator.predict`` output, in
+    one dict: the box figures of every held-out evaluation and of a run's final model."""
+    return dict(box_metrics(predictions), mean_window_height=mean_window_height(predictions))
 
 
 def window_size_metrics(predictions):

@@ -21,7 +21,7 @@ import shutil
 import numpy as np
 
 from air.evaluation import final
-from air.training import metrics_log
+from air.training import environment, metrics_log
 from air.training.checkpoints import load_config
 from air.config import CONFIG_FILENAME, prior_window_height
 from air.training.metrics_log import first_iteration_at
@@ -158,13 +158,14 @@ def record_of(trial, report_dir):
 
 
 def save_record(trial, report_dir):
-    """Copies a trial's metrics.csv, model/config.json and final_evaluation.json (those it has)
-    to its record."""
+    """Copies a trial's metrics.csv, model/config.json, final_evaluation.json and
+    environment.json (those it has) to its record."""
     record = record_of(trial, report_dir).directory
     if os.path.abspath(record) == os.path.abspath(trial.directory):
         return
     os.makedirs(os.path.join(record, "model"), exist_ok=True)
-    for name in (metrics_log.FILENAME, os.path.join("model", CONFIG_FILENAME), final.FILENAME):
+    for name in (metrics_log.FILENAME, os.path.join("model", CONFIG_FILENAME), final.FILENAME,
+                 environment.FILENAME):
         if os.path.isfile(os.path.join(trial.directory, name)):
             shutil.copyfile(os.path.join(trial.directory, name), os.path.join(record, name))
 

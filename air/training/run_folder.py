@@ -66,9 +66,15 @@ def save_atomically(saved, path):
     """Writes ``saved`` (a config or the training options: anything with ``save(path)``) whole
     or not at all: a full disk must not cut short the files beside the checkpoints (a resumed
     run rewrites them)."""
+    write_atomically(path, saved.save)
+
+
+def write_atomically(path, write):
+    """Calls ``write(temporary)`` and puts the file in place of ``path`` only once it is whole;
+    an OSError names ``path``."""
     temporary = path + ".partial"
     try:
-        saved.save(temporary)
+        write(temporary)
         os.replace(temporary, path)
     except OSError as error:
         raise OSError(error.errno, error.strerror, path)

@@ -9,7 +9,7 @@ import os
 import time
 
 from air import cli, devices
-from air.training import metrics_log, write_failures
+from air.training import environment, metrics_log, write_failures
 from air.training.checkpoints import CHECKPOINT_PREFIX
 from air.data import records
 from air.training.run_folder import TrainingError, prepare_results
@@ -118,6 +118,7 @@ def _run(args, config, model_dir, summary_dir, train_path, test_path, iterations
         else:
             session.run(tf.global_variables_initializer())
         step = int(session.run(graph.global_step))
+        environment.record_session(args.results_dir, step, args.threads)
         writer = tf.summary.FileWriter(summary_dir, session.graph if step == 0 else None)
         # Events past the resumed step (written before an interruption) are superseded.
         writer.add_session_log(tf.SessionLog(status=tf.SessionLog.START), step)

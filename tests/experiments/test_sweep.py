@@ -647,6 +647,12 @@ def test_a_trials_final_model_is_measured_and_reported_and_old_records_still_rep
         assert float(row[column]) == pytest.approx(figures[column])
     record = os.path.join(report, "trials", "default", "seed-1")
     assert os.path.isfile(os.path.join(record, "final_evaluation.json"))
+    # And where the trial ran: one session, from iteration 0, on this machine's processor.
+    from air.training import environment
+    sessions = environment.read(record)
+    assert sessions == environment.read(trial)
+    assert [(s["iteration"], s["processor"]) for s in sessions] == [
+        (0, environment.processor_name())]
     with open(os.path.join(report, "sweep.md")) as f:
         line = [l for l in f if l.startswith("| default | 1 | finished |")][0]
     assert line.rstrip().endswith("| %.2f | %.1f | %.1f |" % (

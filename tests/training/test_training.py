@@ -17,7 +17,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import training
-from air.training import checkpoints, metrics_log
+from air.training import checkpoints, environment, metrics_log
 from air.data import records
 from air.config import AIRConfig, CONFIG_FILENAME
 
@@ -232,6 +232,15 @@ def test_refusals_then_resume_continues(interrupted_run, small_data_dir, capsys)
     # The resumed session's summaries append to the same folder, from the saved step on.
     events = read_events(os.path.join(results, "summary"))
     assert events["heldout/accuracy/all"].keys() == {target}
+    # Each session that trained says where it ran, from the iteration it started at (the
+    # refused starts above wrote nothing).
+    sessions = environment.read(results)
+    assert [s["iteration"] for s in sessions] == [0, saved]
+    for session in sessions:
+        assert session["processor"] == environment.processor_name() != ""
+        assert session["tensorflow"] == tf.VERSION and session["threads"] == 0
+        assert session["python"] == "%d.%d.%d" % sys.version_info[:3]
+        assert session["logical_cpus"] == os.cpu_count()
 
 
 def test_resume_without_a_checkpoint_and_missing_data_are_refused(small_data_dir, tmp_path,

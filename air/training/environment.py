@@ -4,9 +4,9 @@ TensorFlow), appended as the session starts.
 
 A seed fixes the model, the data and every draw, but the processor's kernels still decide how
 floating-point sums round, and an AIR run's path depends on that: with the same seed, two
-processor models give other losses within the first thousand iterations, while the same model
-repeats a run to the iteration. The file says which of the two a comparison of runs is
-(sweep.py keeps it in a trial's record).
+processor models give other losses within the first thousand iterations, while runs on the same
+model agree for thousands of iterations. The file says which of the two a comparison of runs
+is (sweep.py keeps it in a trial's record).
 """
 import json
 import os

@@ -14,6 +14,8 @@ import platform
 import sys
 import time
 
+from air.training.run_folder import write_atomically
+
 FILENAME = "environment.json"
 
 
@@ -54,7 +56,6 @@ def read(results_dir):
 
 def record_session(results_dir, iteration, threads):
     """Appends this session's entry; the file is replaced whole (a full disk leaves the old)."""
-    from air.training.run_folder import write_atomically
     entries = read(results_dir) + [describe(iteration, threads)]
 
     def write(path):
